@@ -1,0 +1,268 @@
+"""Settings: one frozen pydantic model from the TOML file, then the environment (which wins)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from croniter import croniter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: systemd and operators read it as "fix the config"
+
+# Environment name -> (section, key) in the TOML file. Fixed by the contract.
+ENV_KEYS: dict[str, tuple[str, ...]] = {
+    "DATABASE_URL": ("database", "url"),
+    "SCHEDULER_ENABLED": ("scheduler", "enabled"),
+    "SCHEDULER_CHECK_INTERVAL": ("scheduler", "check_interval"),
+    "SCHEDULER_DRY_RUN": ("scheduler", "dry_run"),
+    "SCHEDULER_AUTO_START": ("scheduler", "auto_start"),
+    "KRAKEN_API_URL": ("kraken", "api_url"),
+    "KRAKEN_API_KEY": ("accounts", "default", "api_key"),
+    "KRAKEN_API_SECRET": ("accounts", "default", "api_secret"),
+    "REBALANCERD_LISTEN": ("http", "listen"),
+    "REBALANCERD_API_TOKEN": ("http", "api_token"),
+    "REBALANCERD_STATE_DIR": ("state_dir",),
+    "REBALANCERD_LOG_LEVEL": ("log_level",),
+}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message is one line that names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    url: SecretStr | None = None  # a DSN may carry a password: never shown
+    connect_timeout: float = Field(default=60.0, gt=0)  # how long start-up waits for PostgreSQL
+    pool_size: int = Field(default=10, ge=2, le=100)
+
+
+class SchedulerSettings(_Section):
+    enabled: bool = True
+    check_interval: str = "0 * * * *"
+    dry_run: bool = False
+    auto_start: bool = True
+    max_concurrency: int = Field(default=1, ge=1, le=64)
+    lease_seconds: int = Field(default=60, ge=5, le=3600)
+
+    @field_validator("check_interval")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(f"not a 5-field cron expression: {value!r}")
+        return value
+
+
+class HttpSettings(_Section):
+    listen: str = "127.0.0.1:8080"
+    api_token: SecretStr | None = None
+    api_token_file: Path | None = None
+    max_body_bytes: int = Field(default=65536, ge=1024)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected host:port, got {value!r}")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class KrakenSettings(_Section):
+    api_url: str = "https://api.kraken.com"
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+
+class AccountSettings(_Section):
+    mode: Literal["live", "paper"] = "paper"
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
+    api_secret: SecretStr | None = None
+    api_secret_file: Path | None = None
+    tier: Literal["starter", "intermediate", "pro"] = "starter"
+    balances: dict[str, Decimal] = Field(default_factory=lambda: {"EUR": Decimal("10000")})
+    fee_rate: Decimal = Field(default=Decimal("0.0026"), ge=0, lt=1)  # paper accounts only
+
+    @model_validator(mode="after")
+    def _live_needs_credentials(self) -> AccountSettings:
+        if self.mode == "live" and (self.api_key is None or self.api_secret is None):
+            raise ValueError("a live account needs api_key and api_secret (or their *_file)")
+        return self
+
+
+class PaperSettings(_Section):
+    prices: Literal["kraken", "simulated"] = "kraken"  # where paper accounts get their prices
+    seed: int = 1
+
+
+class Settings(_Section):
+    database: DatabaseSettings = DatabaseSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    http: HttpSettings = HttpSettings()
+    kraken: KrakenSettings = KrakenSettings()
+    paper: PaperSettings = PaperSettings()
+    accounts: dict[str, AccountSettings] = Field(default_factory=dict)
+    state_dir: Path
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> Settings:
+        if self.http.api_token is None and not _is_loopback(self.http.host):
+            raise ValueError(
+                f"http.listen: refusing to listen on {self.http.listen} without http.api_token"
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(
+    path: Path | None = None, environ: Mapping[str, str] | None = None, *, demo: bool = False
+) -> Settings:
+    """Build the settings from the file, the environment and secret files; ConfigError if bad."""
+    env = os.environ if environ is None else environ
+    path = path or (Path(env["REBALANCERD_CONFIG"]) if env.get("REBALANCERD_CONFIG") else None)
+    raw = _read_toml(path) if path else {}
+    _overlay_env(raw, env)
+    raw.setdefault("state_dir", _default_state_dir(env))
+    _default_account(raw)
+    if demo:
+        _demo_defaults(raw)
+    _resolve_secrets(raw, env)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+
+
+def _overlay_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, keys in ENV_KEYS.items():
+        value = env.get(name)
+        if value is None or value == "":
+            continue
+        node = raw
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{'.'.join(keys[:-1])}: expected a table")
+        node[keys[-1]] = value
+        if keys[0] == "accounts":
+            node.setdefault("mode", "live")  # KRAKEN_API_KEY means trading for real
+
+
+def _default_state_dir(env: Mapping[str, str]) -> str:
+    if env.get("STATE_DIRECTORY"):
+        return env["STATE_DIRECTORY"].split(":")[0]  # systemd may list several
+    return str(Path(env.get("HOME", "~")).expanduser() / ".local" / "state" / "rebalancerd")
+
+
+def _default_account(raw: dict[str, Any]) -> None:
+    accounts = raw.setdefault("accounts", {})
+    if not isinstance(accounts, dict):
+        raise ConfigError("accounts: expected a table of [accounts.NAME] tables")
+    accounts.setdefault("default", {})  # paper unless credentials make it live
+
+
+def _demo_defaults(raw: dict[str, Any]) -> None:
+    """Offline prices, a second paper account and frequent checks, unless configured."""
+    raw.setdefault("paper", {}).setdefault("prices", "simulated")
+    raw.setdefault("scheduler", {}).setdefault("check_interval", "* * * * *")
+    raw["accounts"].setdefault("sandbox", {"mode": "paper", "balances": {"EUR": "5000"}})
+
+
+def _resolve_secrets(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    """Fill api_token/api_key/api_secret from *_file paths or $CREDENTIALS_DIRECTORY."""
+    creds = Path(env["CREDENTIALS_DIRECTORY"]) if env.get("CREDENTIALS_DIRECTORY") else None
+    http = raw.get("http")
+    if isinstance(http, dict) or creds:
+        http = raw.setdefault("http", {})
+        _fill_secret(http, "api_token", "http", creds, "api-token")
+    for name, account in raw["accounts"].items():
+        if not isinstance(account, dict):
+            continue
+        suffix = "" if name == "default" else f".{name}"
+        for field, cred in (("api_key", "kraken-key"), ("api_secret", "kraken-secret")):
+            _fill_secret(account, field, f"accounts.{name}", creds, cred + suffix)
+        if account.get("api_key") and account.get("api_secret"):
+            account.setdefault("mode", "live")
+
+
+def _fill_secret(
+    table: dict[str, Any], field: str, where: str, creds: Path | None, cred_name: str
+) -> None:
+    if table.get(field):
+        return
+    file = table.get(f"{field}_file")
+    if file:
+        table[field] = _read_secret(Path(file), f"{where}.{field}_file")
+    elif creds and (creds / cred_name).is_file():
+        table[field] = _read_secret(creds / cred_name, f"credential {cred_name}")
+
+
+def _read_secret(path: Path, key: str) -> str:
+    try:
+        value = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(f"{key}: {path} is empty")
+    return value
+
+
+def _one_line(exc: ValidationError) -> str:
+    """Every error as `key.path: reason`; never the offending value (it may be a secret)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        key = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{key}: {msg}" if key else msg)
+    return "config error: " + "; ".join(parts)

@@ -1,0 +1,54 @@
+"""Prometheus metrics of one daemon, in their own registry (no process-global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    """Counters the scheduler and executor bump; `render()` is the /metrics body."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.runs = Counter(
+            "rebalancerd_runs", "Rebalance runs by outcome", ["outcome", "trigger"], registry=r
+        )
+        self.orders = Counter(
+            "rebalancerd_orders", "Orders by outcome", ["outcome", "side"], registry=r
+        )
+        self.exchange_errors = Counter(
+            "rebalancerd_exchange_errors", "Exchange errors by kind", ["kind"], registry=r
+        )
+        self.last_success = Gauge(
+            "rebalancerd_last_success_timestamp_seconds",
+            "Unix time of the last successful run",
+            ["portfolio"],
+            registry=r,
+        )
+        self.next_due = Gauge(
+            "rebalancerd_next_due_timestamp_seconds",
+            "Unix time of the earliest due portfolio (0: none)",
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "rebalancerd_loop_lag_seconds",
+            "How late the scheduler woke for a due slot",
+            buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
+            registry=r,
+        )
+        self.run_duration = Histogram(
+            "rebalancerd_run_duration_seconds",
+            "Wall time of one rebalance run",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=r,
+        )
+        self.scheduler_running = Gauge(
+            "rebalancerd_scheduler_running", "1 while the scheduler loop claims work", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,152 @@
+"""Typed rows the store returns, and their camelCase JSON shapes for the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def from_record(cls: type[T], record: Any) -> T:
+    """Build a dataclass from an asyncpg record, taking only the fields it declares."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in dict(record).items() if k in names})
+
+
+def decimal_str(value: Decimal) -> str:
+    """A Decimal as plain fixed-point text, never scientific notation."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def to_number(value: Decimal) -> int | float:
+    """JSON number for the API's EUR figures (the original sent numbers, not strings)."""
+    integral = value == value.to_integral_value()
+    return int(value) if integral else float(value)
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    id: str
+    name: str
+    user_id: str | None
+    account: str
+    target_weights: dict[str, Any]
+    rebalance_enabled: bool
+    rebalance_interval: str
+    rebalance_threshold: Decimal
+    max_orders_per_rebalance: int | None
+    last_rebalanced_at: datetime | None
+    next_rebalance_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    schedule_anchor: datetime | None = None
+    schedule_tz: str | None = None
+    drift_band_abs: Decimal | None = None
+    drift_band_rel: Decimal | None = None
+    failure_count: int = 0
+
+    def weights(self) -> dict[str, Decimal]:
+        """Target weights as Decimals (JSON numbers arrive as int or float)."""
+        return {k: Decimal(str(v)) for k, v in self.target_weights.items()}
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "userId": self.user_id,
+            "account": self.account,
+            "targetWeights": self.target_weights,
+            "rebalanceEnabled": self.rebalance_enabled,
+            "rebalanceInterval": self.rebalance_interval,
+            "rebalanceThreshold": to_number(self.rebalance_threshold),
+            "maxOrdersPerRebalance": self.max_orders_per_rebalance,
+            "lastRebalancedAt": self.last_rebalanced_at,
+            "nextRebalanceAt": self.next_rebalance_at,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "scheduleTimezone": self.schedule_tz,
+            "driftBandAbs": None if self.drift_band_abs is None else to_number(self.drift_band_abs),
+            "driftBandRel": None if self.drift_band_rel is None else to_number(self.drift_band_rel),
+            "failureCount": self.failure_count,
+        }
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    portfolio_id: str
+    account: str
+    slot: datetime | None
+    triggered_by: str
+    dry_run: bool
+    status: str
+    owner: str
+    lease_expires_at: datetime
+    started_at: datetime
+    finished_at: datetime | None
+    history_id: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class OrderIntent:
+    id: int
+    run_id: int
+    seq: int
+    client_order_id: str
+    symbol: str
+    pair: str
+    side: str
+    volume: Decimal
+    expected_price: Decimal
+    status: str
+    txid: str | None
+    volume_executed: Decimal
+    cost: Decimal
+    fee: Decimal
+    avg_price: Decimal
+    error: str | None
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    id: str
+    portfolio_id: str
+    executed_at: datetime
+    success: bool
+    dry_run: bool
+    portfolio_value: Decimal
+    orders_planned: int
+    orders_executed: int
+    orders_failed: int
+    total_value_traded: Decimal
+    orders: Any
+    errors: Any
+    triggered_by: str
+    duration: int | None
+
+    def to_api(self) -> dict[str, Any]:
+        out = {_camel(f.name): getattr(self, f.name) for f in fields(self)}
+        out["portfolioValue"] = to_number(self.portfolio_value)
+        out["totalValueTraded"] = to_number(self.total_value_traded)
+        return out
+
+
+@dataclass(frozen=True)
+class SchedulerState:
+    """Overrides every daemon obeys; None means "as configured"."""
+
+    running: bool | None
+    enabled: bool | None
+    check_interval: str | None
+    dry_run: bool | None
+    updated_at: datetime

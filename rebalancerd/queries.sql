@@ -1,0 +1,199 @@
+-- Every query rebalancerd runs, each under a `-- name: NAME` header. Only store.py runs them.
+
+-- name: list_portfolios
+SELECT * FROM portfolios ORDER BY created_at, id;
+
+-- name: get_portfolio
+SELECT * FROM portfolios WHERE id = $1;
+
+-- name: insert_portfolio
+INSERT INTO portfolios (name, user_id, account, target_weights, rebalance_enabled,
+                        rebalance_interval, rebalance_threshold, max_orders_per_rebalance,
+                        schedule_tz, drift_band_abs, drift_band_rel, schedule_anchor,
+                        next_rebalance_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+RETURNING *;
+
+-- name: update_portfolio
+UPDATE portfolios
+   SET name = $2, user_id = $3, account = $4, target_weights = $5, rebalance_enabled = $6,
+       rebalance_interval = $7, rebalance_threshold = $8, max_orders_per_rebalance = $9,
+       schedule_tz = $10, drift_band_abs = $11, drift_band_rel = $12, schedule_anchor = $13,
+       next_rebalance_at = $14, updated_at = now()
+ WHERE id = $1
+RETURNING *;
+
+-- name: lock_portfolio
+SELECT * FROM portfolios WHERE id = $1 FOR UPDATE;
+
+-- name: delete_portfolio
+DELETE FROM portfolios WHERE id = $1
+   AND NOT EXISTS (SELECT 1 FROM rebalance_runs r WHERE r.portfolio_id = $1 AND r.finished_at IS NULL)
+RETURNING id;
+
+-- name: schedule
+SELECT id, name, rebalance_interval, last_rebalanced_at, next_rebalance_at
+  FROM portfolios WHERE rebalance_enabled ORDER BY next_rebalance_at NULLS FIRST, id;
+
+-- name: lock_due
+-- The due claim: enabled, due, and not running anywhere. SKIP LOCKED lets every daemon take
+-- different rows at once; the partial index portfolios_due_idx serves the range and order.
+SELECT p.* FROM portfolios p
+ WHERE p.rebalance_enabled AND p.next_rebalance_at <= $1
+   AND NOT EXISTS (SELECT 1 FROM rebalance_runs r
+                    WHERE r.portfolio_id = p.id AND r.finished_at IS NULL)
+   AND p.account <> ALL($3::text[])
+ ORDER BY p.next_rebalance_at
+ LIMIT $2
+ FOR UPDATE OF p SKIP LOCKED;
+
+-- name: earliest_due
+SELECT min(p.next_rebalance_at) FROM portfolios p
+ WHERE p.rebalance_enabled
+   AND NOT EXISTS (SELECT 1 FROM rebalance_runs r
+                    WHERE r.portfolio_id = p.id AND r.finished_at IS NULL);
+
+-- name: insert_run
+INSERT INTO rebalance_runs (portfolio_id, account, slot, triggered_by, dry_run, owner,
+                            lease_expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- name: set_next_rebalance
+UPDATE portfolios SET next_rebalance_at = $2 WHERE id = $1;
+
+-- name: extend_lease
+UPDATE rebalance_runs SET lease_expires_at = now() + make_interval(secs => $3)
+ WHERE id = $1 AND owner = $2 AND finished_at IS NULL
+RETURNING id;
+
+-- name: finish_run
+UPDATE rebalance_runs SET status = $3, finished_at = now(), history_id = $4, error = $5
+ WHERE id = $1 AND owner = $2 AND finished_at IS NULL
+RETURNING id;
+
+-- name: release_run
+-- A graceful stop hands an unfinished run back: its lease ends now, so reconciliation can begin.
+UPDATE rebalance_runs SET lease_expires_at = now()
+ WHERE id = $1 AND owner = $2 AND finished_at IS NULL;
+
+-- name: take_over_run
+UPDATE rebalance_runs SET owner = $2, lease_expires_at = now() + make_interval(secs => $3)
+ WHERE id = $1 AND finished_at IS NULL AND (lease_expires_at < now() OR owner = $4)
+RETURNING *;
+
+-- name: orphaned_runs
+SELECT * FROM rebalance_runs WHERE finished_at IS NULL ORDER BY id;
+
+-- name: earliest_lease_expiry
+SELECT min(lease_expires_at) FROM rebalance_runs WHERE finished_at IS NULL AND owner <> $1;
+
+-- name: open_run_for
+SELECT * FROM rebalance_runs WHERE portfolio_id = $1 AND finished_at IS NULL;
+
+-- name: get_run
+SELECT * FROM rebalance_runs WHERE id = $1;
+
+-- name: insert_intent
+INSERT INTO order_intents (run_id, seq, client_order_id, symbol, pair, side, volume,
+                           expected_price)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING *;
+
+-- name: update_intent
+UPDATE order_intents
+   SET status = $2, txid = $3, volume_executed = $4, cost = $5, fee = $6, avg_price = $7,
+       error = $8, updated_at = now()
+ WHERE client_order_id = $1
+RETURNING *;
+
+-- name: run_intents
+SELECT * FROM order_intents WHERE run_id = $1 ORDER BY seq;
+
+-- name: unresolved_intents
+-- Orders of finished runs whose outcome was never learnt: settled before the portfolio trades again.
+SELECT i.* FROM order_intents i JOIN rebalance_runs r ON r.id = i.run_id
+ WHERE r.portfolio_id = $1 AND r.finished_at IS NOT NULL
+   AND i.status IN ('intent', 'placed', 'unknown')
+ ORDER BY i.id;
+
+-- name: insert_history
+INSERT INTO rebalance_history (portfolio_id, success, dry_run, portfolio_value, orders_planned,
+                               orders_executed, orders_failed, total_value_traded, orders,
+                               errors, triggered_by, duration)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+RETURNING *;
+
+-- name: mark_rebalanced
+UPDATE portfolios SET last_rebalanced_at = now(), failure_count = 0 WHERE id = $1;
+
+-- name: mark_failed
+UPDATE portfolios SET failure_count = failure_count + 1 WHERE id = $1
+RETURNING failure_count;
+
+-- name: get_history
+SELECT * FROM rebalance_history WHERE id = $1;
+
+-- name: list_history
+SELECT * FROM rebalance_history
+ WHERE ($1::text IS NULL OR portfolio_id = $1)
+   AND ($2::boolean IS NULL OR success = $2)
+   AND ($3::timestamptz IS NULL OR executed_at >= $3)
+   AND ($4::timestamptz IS NULL OR executed_at <= $4)
+ ORDER BY executed_at DESC, id
+ LIMIT $5 OFFSET $6;
+
+-- name: history_stats
+SELECT count(*) AS count,
+       coalesce(sum(total_value_traded), 0) AS total_value_traded,
+       avg(portfolio_value) AS average_portfolio_value,
+       count(*) FILTER (WHERE success) AS successful,
+       count(*) FILTER (WHERE NOT success) AS failed
+  FROM rebalance_history
+ WHERE ($1::text IS NULL OR portfolio_id = $1)
+   AND ($2::boolean IS NULL OR success = $2)
+   AND ($3::timestamptz IS NULL OR executed_at >= $3)
+   AND ($4::timestamptz IS NULL OR executed_at <= $4);
+
+-- name: last_success_per_portfolio
+SELECT portfolio_id, max(executed_at) AS last_success
+  FROM rebalance_history WHERE success GROUP BY portfolio_id;
+
+-- name: get_scheduler_state
+SELECT running, enabled, check_interval, dry_run, updated_at FROM scheduler_state WHERE id = 1;
+
+-- name: set_scheduler_state
+UPDATE scheduler_state
+   SET running = $1, enabled = $2, check_interval = $3, dry_run = $4, updated_at = now()
+ WHERE id = 1
+RETURNING running, enabled, check_interval, dry_run, updated_at;
+
+-- name: notify
+SELECT pg_notify('rebalancerd', $1);
+
+-- name: paper_seed
+INSERT INTO paper_balances (account, asset, amount)
+SELECT $1, asset, amount FROM unnest($2::text[], $3::numeric[]) AS s(asset, amount)
+ WHERE NOT EXISTS (SELECT 1 FROM paper_balances WHERE account = $1);
+
+-- name: paper_balances
+SELECT asset, amount FROM paper_balances WHERE account = $1;
+
+-- name: paper_apply
+INSERT INTO paper_balances (account, asset, amount) VALUES ($1, $2, $3)
+ON CONFLICT (account, asset) DO UPDATE SET amount = paper_balances.amount + EXCLUDED.amount
+RETURNING amount;
+
+-- name: paper_insert_order
+INSERT INTO paper_orders (account, client_order_id, txid, pair, side, status, volume,
+                          volume_executed, cost, fee, avg_price)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (account, client_order_id) DO NOTHING
+RETURNING *;
+
+-- name: paper_find
+SELECT * FROM paper_orders WHERE account = $1 AND client_order_id = $2;
+
+-- name: paper_by_txid
+SELECT * FROM paper_orders WHERE account = $1 AND txid = ANY($2::text[]);
