@@ -1,0 +1,252 @@
+"""Paper trading: Kraken's rules and errors, real or simulated prices, balances in a ledger."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from decimal import ROUND_UP, Decimal
+from typing import Protocol
+
+from rebalancerd.exchange.base import (
+    Balances,
+    OrderRequest,
+    OrderState,
+    PairRules,
+    Quote,
+    RejectedError,
+)
+
+FEE_STEP = Decimal("1E-8")  # fees are rounded UP to this many quote units: never undercharged
+
+
+class MarketData(Protocol):
+    """Where paper prices and pair rules come from (KrakenClient or SimulatedMarket)."""
+
+    async def pair_rules(self, bases: Sequence[str], quote: str) -> dict[str, PairRules]: ...
+
+    async def tickers(self, pairs: Sequence[str]) -> dict[str, Quote]: ...
+
+
+class PaperLedger(Protocol):
+    """Balances and orders of paper accounts; record_order is atomic and idempotent."""
+
+    async def seed(self, account: str, balances: Mapping[str, Decimal]) -> None:
+        """Set starting balances only if the account has none yet."""
+        ...
+
+    async def balances(self, account: str) -> dict[str, Decimal]:
+        """Current balances by plain symbol."""
+        ...
+
+    async def record_order(
+        self, account: str, order: OrderState, deltas: Mapping[str, Decimal]
+    ) -> OrderState:
+        """Store the order and apply its deltas once; a known client order id returns the first."""
+        # Atomically: if (account, order.client_order_id) exists return the stored order and
+        # change nothing; else apply deltas (raise RejectedError("...", code="EOrder:Insufficient
+        # funds") if any balance would go below 0, storing nothing) and store the order.
+        ...
+
+    async def find(self, account: str, client_order_id: str) -> OrderState | None:
+        """The order recorded under this client order id, if any."""
+        ...
+
+    async def by_txid(self, account: str, txids: Sequence[str]) -> dict[str, OrderState]:
+        """Recorded orders by txid."""
+        ...
+
+
+class MemoryLedger:
+    """PaperLedger in memory (tests, throwaway demos)."""
+
+    def __init__(self) -> None:
+        self._balances: dict[str, dict[str, Decimal]] = {}
+        self._orders: dict[tuple[str, str], OrderState] = {}
+
+    # No awaits inside these methods, so each runs atomically on the event loop.
+    async def seed(self, account: str, balances: Mapping[str, Decimal]) -> None:
+        """Set starting balances only if the account has none yet."""
+        self._balances.setdefault(account, dict(balances))
+
+    async def balances(self, account: str) -> dict[str, Decimal]:
+        """Current balances by plain symbol."""
+        return dict(self._balances.get(account, {}))
+
+    async def record_order(
+        self, account: str, order: OrderState, deltas: Mapping[str, Decimal]
+    ) -> OrderState:
+        """Store the order and apply deltas, unless its client order id was recorded before."""
+        existing = self._orders.get((account, order.client_order_id))
+        if existing is not None:
+            return existing
+        current = self._balances.setdefault(account, {})
+        after = {asset: current.get(asset, Decimal(0)) + delta for asset, delta in deltas.items()}
+        short = sorted(asset for asset, amount in after.items() if amount < 0)
+        if short:
+            raise RejectedError(f"insufficient {', '.join(short)}", "EOrder:Insufficient funds")
+        current.update(after)
+        self._orders[(account, order.client_order_id)] = order
+        return order
+
+    async def find(self, account: str, client_order_id: str) -> OrderState | None:
+        """The order recorded under this client order id, if any."""
+        return self._orders.get((account, client_order_id))
+
+    async def by_txid(self, account: str, txids: Sequence[str]) -> dict[str, OrderState]:
+        """Recorded orders by txid."""
+        wanted = set(txids)
+        return {
+            o.txid: o for (acc, _), o in self._orders.items() if acc == account and o.txid in wanted
+        }
+
+
+def paper_txid() -> str:
+    """A Kraken-shaped order id (OXXXXX-XXXXX-XXXXXX)."""
+    raw = uuid.uuid4().hex.upper()
+    return f"O{raw[:5]}-{raw[5:10]}-{raw[10:16]}"
+
+
+def check_order(request: OrderRequest, rules: PairRules, price: Decimal) -> None:
+    """Kraken's checks of a market order, with Kraken's error strings as codes."""
+    if not rules.tradable:
+        raise RejectedError(
+            f"{rules.pair} is {rules.status}", f"EService:Market in {rules.status} mode"
+        )
+    step = Decimal(1).scaleb(-rules.lot_decimals)
+    if request.volume <= 0 or request.volume != request.volume.quantize(step):
+        raise RejectedError(
+            f"volume {request.volume} is not a positive multiple of {step}",
+            "EGeneral:Invalid arguments:volume",
+        )
+    if request.volume < rules.ordermin:
+        raise RejectedError(
+            f"volume {request.volume} < ordermin {rules.ordermin}", "EOrder:Order minimum not met"
+        )
+    if request.volume * price < rules.costmin:
+        raise RejectedError(
+            f"cost {request.volume * price} < costmin {rules.costmin}",
+            "EOrder:Cost minimum not met",
+        )
+
+
+def fill(
+    request: OrderRequest, rules: PairRules, quote: Quote, fee_rate: Decimal
+) -> tuple[OrderState, dict[str, Decimal]]:
+    """A market order filled at once at the ask (buy) or bid (sell); fee in quote currency."""
+    price = quote.ask if request.side == "buy" else quote.bid
+    cost = request.volume * price  # exact: both sit on the pair's grids
+    fee = (cost * fee_rate).quantize(FEE_STEP, ROUND_UP)
+    sign = 1 if request.side == "buy" else -1
+    deltas = {rules.base: sign * request.volume, rules.quote: -sign * cost - fee}
+    state = OrderState(
+        client_order_id=request.client_order_id,
+        txid=paper_txid(),
+        pair=request.pair,
+        side=request.side,
+        status="closed",
+        volume=request.volume,
+        volume_executed=request.volume,
+        cost=cost,
+        fee=fee,
+        avg_price=price,
+    )
+    return state, deltas
+
+
+class PaperExchange:
+    """The Exchange Protocol on paper: fills at once at the market's bid/ask, never twice."""
+
+    def __init__(
+        self,
+        account: str,
+        market: MarketData,
+        ledger: PaperLedger,
+        fee_rate: Decimal = Decimal("0.0026"),
+    ) -> None:
+        self.account = account
+        self._market = market
+        self._ledger = ledger
+        self._fee_rate = fee_rate
+        self._pairs: dict[str, tuple[str, str]] = {}  # pair key -> (base, quote)
+
+    def __repr__(self) -> str:
+        return f"PaperExchange(account={self.account!r})"
+
+    async def seed(self, balances: Mapping[str, Decimal]) -> None:
+        """Starting balances of this account, if it has none yet."""
+        await self._ledger.seed(self.account, balances)
+
+    async def balances(self) -> Balances:
+        """Ledger balances; dotted (staked) symbols count as locked, as on Kraken."""
+        amounts = await self._ledger.balances(self.account)
+        tradable = {s: a for s, a in amounts.items() if "." not in s}
+        locked = {s: a for s, a in amounts.items() if "." in s and a}
+        return Balances(tradable=tradable, locked=locked)
+
+    async def pair_rules(self, bases: Sequence[str], quote: str) -> dict[str, PairRules]:
+        """The market's rules (remembered, so orders can look their pair up again)."""
+        rules = await self._market.pair_rules(bases, quote)
+        self._pairs.update({r.pair: (r.base, r.quote) for r in rules.values()})
+        self._pairs.update({r.altname: (r.base, r.quote) for r in rules.values()})
+        return rules
+
+    async def tickers(self, pairs: Sequence[str]) -> dict[str, Quote]:
+        """The market's quotes."""
+        return await self._market.tickers(pairs)
+
+    async def fee_rate(self, pair: str) -> Decimal:
+        """The configured paper fee."""
+        return self._fee_rate
+
+    async def place_order(self, request: OrderRequest) -> OrderState:
+        """Fill a market order now, or return the order already filled under its client id."""
+        existing = await self._ledger.find(self.account, request.client_order_id)
+        if existing is not None:
+            return existing
+        rules = await self._rules(request.pair)
+        quote = (await self._market.tickers([request.pair]))[request.pair]
+        check_order(request, rules, quote.ask if request.side == "buy" else quote.bid)
+        state, deltas = fill(request, rules, quote, self._fee_rate)
+        if request.validate:
+            # Like Kraken's validate=true: the order's inputs are checked, funds are not.
+            nothing = Decimal(0)
+            return replace(
+                state,
+                txid=None,
+                status="canceled",
+                volume_executed=nothing,
+                cost=nothing,
+                fee=nothing,
+            )
+        return await self._ledger.record_order(self.account, state, deltas)
+
+    async def _rules(self, pair: str) -> PairRules:
+        """Fresh rules of `pair` (market status may have changed since planning)."""
+        if pair not in self._pairs:
+            raise RejectedError(
+                f"unknown pair {pair} (ask pair_rules first)", "EQuery:Unknown asset pair"
+            )
+        base, quote = self._pairs[pair]
+        rules = (await self._market.pair_rules([base], quote)).get(base)
+        if rules is None:
+            raise RejectedError(f"pair {pair} is gone", "EQuery:Unknown asset pair")
+        return rules
+
+    async def find_order(self, client_order_id: str) -> OrderState | None:
+        """The recorded order with this client order id."""
+        return await self._ledger.find(self.account, client_order_id)
+
+    async def query_orders(self, txids: Sequence[str]) -> dict[str, OrderState]:
+        """Recorded orders by txid."""
+        return await self._ledger.by_txid(self.account, txids)
+
+    async def cancel_order(self, client_order_id: str) -> None:
+        """Paper market orders fill at once, so there is never anything left to cancel."""
+        raise RejectedError(f"no open order {client_order_id}", "EOrder:Unknown order")
+
+    async def close(self) -> None:
+        """Close the market's connections (shared by paper accounts: closing twice is fine)."""
+        close = getattr(self._market, "close", None)
+        if close is not None:
+            await close()
