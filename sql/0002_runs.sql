@@ -80,7 +80,7 @@ CREATE TABLE paper_balances (
 CREATE TABLE paper_orders (
     account         text NOT NULL,
     client_order_id text NOT NULL,
-    txid            text NOT NULL UNIQUE,
+    txid            text NOT NULL,
     pair            text NOT NULL,
     side            text NOT NULL,
     status          text NOT NULL,
@@ -90,5 +90,6 @@ CREATE TABLE paper_orders (
     fee             numeric NOT NULL,
     avg_price       numeric NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (account, client_order_id)
+    PRIMARY KEY (account, client_order_id),
+    UNIQUE (account, txid)
 );

@@ -10,8 +10,10 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -22,6 +24,12 @@ from rebalancerd.migrations import load_migrations, migrate
 from rebalancerd.store import Store
 
 TEMPLATE = "rebalancerd_test_template"
+
+
+def run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run set-up SQL to completion, even when called while a test's event loop runs."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def dsn_for(base: str, dbname: str) -> str:
@@ -68,7 +76,7 @@ def pg_base_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def pg_template(pg_base_url: str) -> str:
-    asyncio.run(_build_template(pg_base_url))
+    run_sync(_build_template(pg_base_url))
     return TEMPLATE
 
 
@@ -76,18 +84,18 @@ def pg_template(pg_base_url: str) -> str:
 def empty_database_url(pg_base_url: str) -> Iterator[str]:
     """A fresh database with no tables at all (for migration tests)."""
     name = "t_" + uuid.uuid4().hex[:16]
-    asyncio.run(_admin(pg_base_url, f"CREATE DATABASE {name}"))
+    run_sync(_admin(pg_base_url, f"CREATE DATABASE {name}"))
     yield dsn_for(pg_base_url, name)
-    asyncio.run(_admin(pg_base_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    run_sync(_admin(pg_base_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 @pytest.fixture
 def database_url(pg_base_url: str, pg_template: str) -> Iterator[str]:
     """A fresh, fully migrated database for this test."""
     name = "t_" + uuid.uuid4().hex[:16]
-    asyncio.run(_admin(pg_base_url, f"CREATE DATABASE {name} TEMPLATE {pg_template}"))
+    run_sync(_admin(pg_base_url, f"CREATE DATABASE {name} TEMPLATE {pg_template}"))
     yield dsn_for(pg_base_url, name)
-    asyncio.run(_admin(pg_base_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    run_sync(_admin(pg_base_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 @pytest.fixture

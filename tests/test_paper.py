@@ -10,21 +10,31 @@ from decimal import Decimal
 
 import pytest
 
+from rebalancerd.db import connect_pool
 from rebalancerd.exchange.base import OrderRequest, OrderState, PairRules, Quote, RejectedError
 from rebalancerd.exchange.kraken import KrakenClient
 from rebalancerd.exchange.paper import MemoryLedger, PaperExchange, PaperLedger
 from rebalancerd.exchange.simulated import SimulatedMarket
+from rebalancerd.paper_ledger import PgPaperLedger
+from rebalancerd.store import Store
 from tests.fake_kraken import FakeKraken
 
 D = Decimal
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=["memory", "postgresql"])
 async def ledger(request: pytest.FixtureRequest) -> AsyncIterator[PaperLedger]:
-    """Every PaperLedger implementation (the PostgreSQL one joins in the store's tests)."""
-    assert request.param == "memory"
-    yield MemoryLedger()
+    """Every PaperLedger implementation passes the same tests: in memory and in PostgreSQL."""
+    if request.param == "memory":
+        yield MemoryLedger()
+        return
+    url = request.getfixturevalue("database_url")
+    store = Store(await connect_pool(url, timeout=10))
+    try:
+        yield PgPaperLedger(store)
+    finally:
+        await store.close()
 
 
 def state(cl_ord_id: str = "a", txid: str = "OAAAAA-AAAAA-AAAAAA", **changes: object) -> OrderState:

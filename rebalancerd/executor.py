@@ -1,0 +1,349 @@
+"""One portfolio's run: plan, commit each order's intent, send it once, record the truth."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from . import planner
+from .exchange.base import (
+    AmbiguousOrderError,
+    Exchange,
+    ExchangeError,
+    FatalError,
+    OrderRequest,
+    OrderState,
+    RejectedError,
+)
+from .metrics import Metrics
+from .models import OrderIntent, Portfolio, Run, decimal_str
+from .store import Store
+
+log = logging.getLogger(__name__)
+CASH = "EUR"
+# Buys are budgeted to this share of the cash: a market order fills at the ask or worse, and
+# Kraken rounds cost and fee up to the pair's cost decimals; spending to the last cent fails.
+BUY_BUDGET = Decimal("0.997")
+FINAL = ("filled", "canceled", "rejected", "not_placed")  # intent states that change no more
+
+
+def _log(portfolio_id: str, level: int, kind: str, msg: str, *args: Any) -> None:
+    log.log(level, f"[Rebalance:{portfolio_id}] {kind}: {msg}", *args)
+
+
+@dataclass
+class RunOutcome:
+    """What a run did, as the history row will say."""
+
+    portfolio_value: Decimal = Decimal(0)
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    planned: int = 0
+    plan: dict[str, Any] | None = None
+    ambiguous: bool = False
+
+    def history(self, run: Run, started: float) -> dict[str, Any]:
+        executed = [o for o in self.orders if o["status"] == "filled"]
+        failed = [o for o in self.orders if o["status"] in ("rejected", "unknown", "not_placed")]
+        traded = sum((Decimal(o["cost"]) for o in executed), Decimal(0))
+        return {
+            "success": not self.errors,
+            "dry_run": run.dry_run,
+            "portfolio_value": self.portfolio_value,
+            "orders_planned": self.planned,
+            "orders_executed": len(executed),
+            "orders_failed": len(failed),
+            "total_value_traded": traded,
+            "orders": self.orders,
+            "errors": self.errors or None,
+            "triggered_by": run.triggered_by,
+            "duration": int((time.monotonic() - started) * 1000),
+        }
+
+
+def intent_json(intent: OrderIntent) -> dict[str, Any]:
+    """One order of a history record."""
+    return {
+        "symbol": intent.symbol,
+        "pair": intent.pair,
+        "side": intent.side,
+        "volume": decimal_str(intent.volume),
+        "status": intent.status,
+        "clientOrderId": intent.client_order_id,
+        "txid": intent.txid,
+        "volumeExecuted": decimal_str(intent.volume_executed),
+        "cost": decimal_str(intent.cost),
+        "fee": decimal_str(intent.fee),
+        "price": decimal_str(intent.avg_price),
+        "error": intent.error,
+    }
+
+
+def status_of(state: OrderState) -> str:
+    """Our intent status for what the exchange reports."""
+    if state.status == "closed":
+        return "filled"
+    if state.status in ("canceled", "expired"):
+        return "canceled"
+    return "placed"
+
+
+class Executor:
+    """Runs one claimed portfolio against its exchange; `stopping` asks for a safe early end."""
+
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        fill_timeout: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.fill_timeout = fill_timeout
+
+    async def rebalance(
+        self, run: Run, portfolio: Portfolio, exchange: Exchange, stopping: asyncio.Event
+    ) -> RunOutcome:
+        """Plan and trade; never raises for exchange trouble (it is recorded instead)."""
+        outcome = RunOutcome()
+        pid = portfolio.id
+        _log(pid, logging.INFO, "INFO", "Starting portfolio rebalance%s", _dry(run))
+        try:
+            await self._trade(run, portfolio, exchange, stopping, outcome)
+        except FatalError as exc:
+            self.metrics.exchange_errors.labels("fatal").inc()
+            outcome.errors.append(f"exchange refused the account: {exc}")
+        except ExchangeError as exc:
+            self.metrics.exchange_errors.labels(type(exc).__name__).inc()
+            outcome.errors.append(f"exchange error: {exc}")
+        for message in outcome.errors:
+            _log(pid, logging.ERROR, "ERROR", "%s", message)
+        return outcome
+
+    async def preview(self, portfolio: Portfolio, exchange: Exchange) -> dict[str, Any]:
+        """What a run would trade now and why each skip, without placing anything."""
+        outcome = RunOutcome()
+        await self._plan(portfolio, exchange, outcome)
+        return {
+            "portfolioValue": outcome.portfolio_value,
+            "plan": outcome.plan,
+            "errors": outcome.errors,
+        }
+
+    async def current_plan(self, portfolio: Portfolio, exchange: Exchange) -> planner.Plan | None:
+        """The plan a run would make now, or None when it could not be made."""
+        plan, *_ = await self._plan(portfolio, exchange, RunOutcome())
+        return plan  # type: ignore[no-any-return]
+
+    async def _trade(
+        self,
+        run: Run,
+        portfolio: Portfolio,
+        exchange: Exchange,
+        stopping: asyncio.Event,
+        outcome: RunOutcome,
+    ) -> None:
+        pid = portfolio.id
+        plan, quotes, pairs, fee_rate, cash = await self._plan(portfolio, exchange, outcome)
+        if plan is None:
+            return
+        _log(pid, logging.INFO, "INFO", "Generated %d rebalance orders", len(plan.orders))
+        for skip in plan.skipped:
+            _log(
+                pid, logging.INFO, "INFO", "Skipped %s %s: %s", skip.side, skip.symbol, skip.reason
+            )
+        if run.dry_run:
+            outcome.orders = [_planned_json(o, "planned") for o in plan.orders]
+            return
+        sells = [o for o in plan.orders if o.side == "sell"]
+        buys = [o for o in plan.orders if o.side == "buy"]
+        proceeds = await self._place_all(run, pid, exchange, sells, stopping, outcome)
+        if stopping.is_set() or outcome.ambiguous:
+            outcome.errors.append(
+                "stopped before buying: "
+                + (
+                    "the daemon is shutting down"
+                    if stopping.is_set()
+                    else "a sell's outcome is unknown"
+                )
+            )
+            return
+        available = max((cash + proceeds - plan.cash_reserve) * BUY_BUDGET, Decimal(0))
+        sized, skipped = planner.size_buys(buys, available, quotes, pairs, fee_rate)
+        for skip in skipped:
+            _log(pid, logging.INFO, "INFO", "Skipped buy %s: %s", skip.symbol, skip.reason)
+        await self._place_all(run, pid, exchange, list(sized), stopping, outcome)
+
+    async def _plan(
+        self, portfolio: Portfolio, exchange: Exchange, outcome: RunOutcome
+    ) -> tuple[Any, Any, Any, Decimal, Decimal]:
+        weights = portfolio.weights()
+        bases = sorted(s for s in weights if s != CASH)
+        pairs = await exchange.pair_rules(bases, CASH)
+        missing = [b for b in bases if b not in pairs]
+        if missing:
+            outcome.errors.append(f"no {CASH} market for {', '.join(missing)}")
+            return None, None, None, Decimal(0), Decimal(0)
+        pair_keys = [pairs[b].pair for b in bases]
+        balances, tickers, fee_rate = await asyncio.gather(
+            exchange.balances(),
+            exchange.tickers(pair_keys),
+            exchange.fee_rate(pair_keys[0]) if pair_keys else _zero(),
+        )
+        quotes = {b: tickers[pairs[b].pair] for b in bases if pairs[b].pair in tickers}
+        rules = planner.PortfolioRules(
+            target_weights=weights,
+            threshold=portfolio.rebalance_threshold,
+            max_orders=portfolio.max_orders_per_rebalance,
+            band_abs=portfolio.drift_band_abs,
+            band_rel=portfolio.drift_band_rel,
+        )
+        plan = planner.plan(balances, quotes, pairs, fee_rate, rules, self.clock(), cash=CASH)
+        outcome.portfolio_value = plan.value
+        outcome.planned = len(plan.orders)
+        outcome.plan = plan.as_dict()
+        if plan.aborted:
+            outcome.errors.append(f"plan aborted: {plan.aborted}")
+            return None, None, None, Decimal(0), Decimal(0)
+        _log(
+            portfolio.id,
+            logging.INFO,
+            "SUCCESS",
+            "Portfolio value calculated: €%s",
+            f"{plan.value:,.2f}",
+        )
+        cash = balances.tradable.get(CASH, Decimal(0))
+        return plan, quotes, pairs, fee_rate, cash
+
+    async def _place_all(
+        self,
+        run: Run,
+        pid: str,
+        exchange: Exchange,
+        orders: Sequence[planner.PlannedOrder],
+        stopping: asyncio.Event,
+        outcome: RunOutcome,
+    ) -> Decimal:
+        """Place orders one by one; returns EUR received net of fees (for sells)."""
+        net = Decimal(0)
+        for order in orders:
+            if stopping.is_set():
+                outcome.errors.append(f"not placed ({order.side} {order.symbol}): shutting down")
+                continue
+            if outcome.ambiguous:
+                # The exchange could not say what became of an order: trading on would rest
+                # on guessed balances. The next run settles it first.
+                outcome.errors.append(
+                    f"not placed ({order.side} {order.symbol}): an earlier "
+                    "order's outcome is unknown"
+                )
+                continue
+            intent = await self._send(run, pid, exchange, order, len(outcome.orders))
+            outcome.ambiguous |= intent.status == "unknown"
+            outcome.orders.append(intent_json(intent))
+            self.metrics.orders.labels(intent.status, intent.side).inc()
+            if intent.error:
+                outcome.errors.append(f"{order.side} {order.symbol}: {intent.error}")
+            if intent.side == "sell":
+                net += intent.cost - intent.fee
+        return net
+
+    async def _send(
+        self, run: Run, pid: str, exchange: Exchange, order: planner.PlannedOrder, seq: int
+    ) -> OrderIntent:
+        coid = str(uuid.uuid4())
+        # The intent is committed before the order leaves: a crash from here on is reconciled
+        # by looking this client order id up at the exchange, never by sending it again.
+        await self.store.insert_intent(
+            run.id, seq, coid, order.symbol, order.pair, order.side, order.volume, order.price
+        )
+        request = OrderRequest(order.pair, order.side, order.volume, coid)
+        try:
+            state = await exchange.place_order(request)
+        except RejectedError as exc:
+            _log(
+                pid,
+                logging.WARNING,
+                "ERROR",
+                "Order rejected: %s %s: %s",
+                order.side,
+                order.symbol,
+                exc,
+            )
+            return await self.store.update_intent(coid, "rejected", error=str(exc))
+        except AmbiguousOrderError as exc:
+            self.metrics.exchange_errors.labels("ambiguous").inc()
+            return await self.store.update_intent(coid, "unknown", error=f"outcome unknown: {exc}")
+        except (FatalError, asyncio.CancelledError):
+            raise
+        except ExchangeError as exc:
+            # Only errors raised before the request could have been accepted reach here.
+            return await self.store.update_intent(coid, "not_placed", error=str(exc))
+        state = await self._await_fill(exchange, state)
+        intent = await record_state(self.store, coid, state)
+        if intent.status == "filled":
+            _log(
+                pid,
+                logging.INFO,
+                "SUCCESS",
+                "Order executed successfully: %s %s %s",
+                order.side,
+                decimal_str(intent.volume_executed),
+                order.symbol,
+            )
+        return intent
+
+    async def _await_fill(self, exchange: Exchange, state: OrderState) -> OrderState:
+        """A market order fills at once; still, wait (bounded) until the exchange says so."""
+        deadline = time.monotonic() + self.fill_timeout
+        delay = 0.2
+        while not state.done and state.txid and time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            found = await exchange.query_orders([state.txid])
+            state = found.get(state.txid, state)
+        return state
+
+
+async def record_state(store: Store, client_order_id: str, state: OrderState) -> OrderIntent:
+    """Store what the exchange says about an order."""
+    return await store.update_intent(
+        client_order_id,
+        status_of(state),
+        txid=state.txid,
+        volume_executed=state.volume_executed,
+        cost=state.cost,
+        fee=state.fee,
+        avg_price=state.avg_price,
+    )
+
+
+def _planned_json(order: planner.PlannedOrder, status: str) -> dict[str, Any]:
+    return {
+        "symbol": order.symbol,
+        "pair": order.pair,
+        "side": order.side,
+        "volume": decimal_str(order.volume),
+        "status": status,
+        "price": decimal_str(order.price),
+        "value": decimal_str(order.value),
+        "fee": decimal_str(order.fee),
+    }
+
+
+def _dry(run: Run) -> str:
+    return " (dry run)" if run.dry_run else ""
+
+
+async def _zero() -> Decimal:
+    return Decimal(0)
