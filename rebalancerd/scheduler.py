@@ -302,9 +302,12 @@ class Scheduler:
             running = False
         elif action == "update-config":
             config = config or {}
-            enabled = config.get("enabled", enabled)
+            enabled = _flag(config, "enabled", enabled)
+            dry = _flag(config, "dryRunMode", dry)
             interval = config.get("checkInterval", interval)
-            dry = config.get("dryRunMode", dry)
+            if interval is not None:
+                # A bad cron stored here would stop every daemon's loop: refuse it first.
+                SchedulerSettings(check_interval=interval)
         else:
             raise ValueError(f"unknown action {action!r}")
         await self.store.set_scheduler_state(running, enabled, interval, dry)
@@ -374,6 +377,13 @@ def _next_after(portfolio: Portfolio, slot: datetime, now: datetime) -> datetime
     rule = schedule.parse_rule(portfolio.rebalance_interval, portfolio.schedule_tz)
     anchor = portfolio.schedule_anchor or slot
     return schedule.slot_after_run(rule, anchor, slot, now)
+
+
+def _flag(config: Mapping[str, Any], key: str, current: bool | None) -> bool | None:
+    value = config.get(key, current)
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"config.{key} must be true or false")
+    return value
 
 
 def _said(action: str) -> str:
