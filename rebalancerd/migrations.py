@@ -35,7 +35,7 @@ class Migration:
 
 def load_migrations(directory: Path | None = None) -> list[Migration]:
     """The migration files in version order (the packaged sql/ folder by default)."""
-    root = directory or Path(str(resources.files("rebalancerd.sql")))
+    root = directory or _packaged_sql()
     found = []
     for path in sorted(root.iterdir()):
         match = _NAME.match(path.name)
@@ -45,6 +45,14 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
     if len(set(versions)) != len(versions):
         raise MigrationError(f"two migration files share a version in {root}")
     return found
+
+
+def _packaged_sql() -> Path:
+    """sql/ as installed (rebalancerd.sql), or beside the package in a plain source tree."""
+    try:
+        return Path(str(resources.files("rebalancerd.sql")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "sql"
 
 
 async def migrate(conn: asyncpg.Connection, migrations: list[Migration]) -> list[str]:
