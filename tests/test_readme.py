@@ -43,8 +43,11 @@ def daemon(tmp_path: Path, database_url: str) -> Iterator[DaemonProcess]:
     config.write_text('[paper]\nprices = "simulated"\n')  # no network in tests
     proc = DaemonProcess(
         tmp_path,
-        {"DATABASE_URL": database_url, "REBALANCERD_API_TOKEN": TOKEN,
-         "REBALANCERD_CONFIG": str(config)},
+        {
+            "DATABASE_URL": database_url,
+            "REBALANCERD_API_TOKEN": TOKEN,
+            "REBALANCERD_CONFIG": str(config),
+        },
     ).start()
     yield proc
     proc.stop()
@@ -54,9 +57,15 @@ def daemon(tmp_path: Path, database_url: str) -> Iterator[DaemonProcess]:
 async def test_operator_control_commands_work_as_written(daemon: DaemonProcess) -> None:
     await daemon.wait_healthy()
     status, body = await daemon.request(
-        "POST", "/api/portfolios/manage", headers={"Authorization": f"Bearer {TOKEN}"},
-        json={"name": "Readme", "targetWeights": {"BTC": 60, "ETH": 40},
-              "rebalanceEnabled": False, "rebalanceInterval": "weekly"},
+        "POST",
+        "/api/portfolios/manage",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        json={
+            "name": "Readme",
+            "targetWeights": {"BTC": 60, "ETH": 40},
+            "rebalanceEnabled": False,
+            "rebalanceInterval": "weekly",
+        },
     )
     assert status == 201, body
     pid = body["portfolio"]["id"]
@@ -69,7 +78,10 @@ async def test_operator_control_commands_work_as_written(daemon: DaemonProcess) 
     for curl in curls:
         out = subprocess.run(
             ["bash", "-c", f"{header}\n{curl} -w '\\n%{{http_code}}'"],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         body_text, code = out.stdout.rsplit("\n", 1)
         assert out.returncode == 0 and code.startswith("2"), (curl, out.stdout, out.stderr)
