@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from rebalancerd.db import connect_pool
+from rebalancerd.models import Portfolio
 from rebalancerd.store import Store
 from tests.daemon_proc import DaemonProcess
 from tests.factories import make_portfolio
@@ -152,11 +153,28 @@ async def test_two_daemons_run_thirty_portfolios_exactly_once(
     assert len(fake.placed) == 60 and max(ids_placed.values()) == 1
 
 
-async def _first_order_placed(fake: FakeKraken) -> None:
+async def daemon_mid_run(
+    tmp_path: Path,
+    database_url: str,
+    store: Store,
+    fake: FakeKraken,
+    procs: list[DaemonProcess],
+) -> tuple[DaemonProcess, Portfolio, Path]:
+    """A daemon that has placed the first of three slow orders of a scheduled run."""
+    fake.latency = 0.4  # a run takes a few seconds: room to stop it between orders
+    config = live_config(tmp_path, fake, {"default": (fake.api_key, fake.api_secret)})
+    daemon = spawn(procs, tmp_path, database_url, config)
+    await daemon.wait_healthy()
+    portfolio = await make_portfolio(
+        store, target_weights=SELL_SELL_BUY, next_rebalance_at=datetime.now(UTC)
+    )
+    await store.notify("portfolios")
+
     async def placed() -> bool:
         return len(fake.placed) >= 1
 
     await until(placed, 20, "the first order")
+    return daemon, portfolio, config
 
 
 async def test_kill_9_mid_run_is_reconciled_after_restart(
@@ -166,15 +184,7 @@ async def test_kill_9_mid_run_is_reconciled_after_restart(
     fake: FakeKraken,
     procs: list[DaemonProcess],
 ) -> None:
-    fake.latency = 0.4  # a run takes a few seconds: room to kill it between orders
-    config = live_config(tmp_path, fake, {"default": (fake.api_key, fake.api_secret)})
-    daemon = spawn(procs, tmp_path, database_url, config)
-    await daemon.wait_healthy()
-    portfolio = await make_portfolio(
-        store, target_weights=SELL_SELL_BUY, next_rebalance_at=datetime.now(UTC)
-    )
-    await store.notify("portfolios")
-    await _first_order_placed(fake)
+    daemon, portfolio, config = await daemon_mid_run(tmp_path, database_url, store, fake, procs)
     daemon.kill()
     assert len(await store.open_runs()) == 1
     fake.latency = 0.0
@@ -202,15 +212,7 @@ async def test_sigterm_mid_run_exits_cleanly_with_state_recorded(
     fake: FakeKraken,
     procs: list[DaemonProcess],
 ) -> None:
-    fake.latency = 0.4
-    config = live_config(tmp_path, fake, {"default": (fake.api_key, fake.api_secret)})
-    daemon = spawn(procs, tmp_path, database_url, config)
-    await daemon.wait_healthy()
-    portfolio = await make_portfolio(
-        store, target_weights=SELL_SELL_BUY, next_rebalance_at=datetime.now(UTC)
-    )
-    await store.notify("portfolios")
-    await _first_order_placed(fake)
+    daemon, portfolio, _ = await daemon_mid_run(tmp_path, database_url, store, fake, procs)
     started = time.monotonic()
     code = await asyncio.to_thread(daemon.terminate, 15)
     assert code == 0
