@@ -29,6 +29,7 @@ async def build_exchanges(settings: Settings, store: Store) -> dict[str, Exchang
                 account.api_secret.get_secret_value(),
                 account.tier,
                 timeout=settings.kraken.timeout,
+                query_fill=False,  # the executor confirms fills in one QueryOrders per side
             )
             continue
         if market is None:

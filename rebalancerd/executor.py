@@ -48,6 +48,7 @@ class RunOutcome:
     planned: int = 0
     plan: dict[str, Any] | None = None
     ambiguous: bool = False
+    seq: int = 0  # the next order's number within the run
 
     def history(self, run: Run, started: float) -> dict[str, Any]:
         executed = [o for o in self.orders if o["status"] == "filled"]
@@ -234,26 +235,33 @@ class Executor:
         stopping: asyncio.Event,
         outcome: RunOutcome,
     ) -> Decimal:
-        """Place orders one by one; returns EUR received net of fees (for sells)."""
-        net = Decimal(0)
+        """Place one side's orders, then confirm their fills together; EUR net received."""
+        sent: list[OrderIntent] = []
         for order in orders:
-            if stopping.is_set():
-                outcome.errors.append(f"not placed ({order.side} {order.symbol}): shutting down")
+            held = _held_back(order, stopping, outcome)
+            if held:
+                outcome.errors.append(held)
                 continue
-            if outcome.ambiguous:
-                # The exchange could not say what became of an order: trading on would rest
-                # on guessed balances. The next run settles it first.
-                outcome.errors.append(
-                    f"not placed ({order.side} {order.symbol}): an earlier "
-                    "order's outcome is unknown"
-                )
-                continue
-            intent = await self._send(run, pid, exchange, order, len(outcome.orders))
+            intent = await self._send(run, pid, exchange, order, outcome.seq)
+            outcome.seq += 1
             outcome.ambiguous |= intent.status == "unknown"
+            sent.append(intent)
+        net = Decimal(0)
+        for intent in await self._confirm(exchange, sent, outcome):
             outcome.orders.append(intent_json(intent))
             self.metrics.orders.labels(intent.status, intent.side).inc()
             if intent.error:
-                outcome.errors.append(f"{order.side} {order.symbol}: {intent.error}")
+                outcome.errors.append(f"{intent.side} {intent.symbol}: {intent.error}")
+            if intent.status == "filled":
+                _log(
+                    pid,
+                    logging.INFO,
+                    "SUCCESS",
+                    "Order executed successfully: %s %s %s",
+                    intent.side,
+                    decimal_str(intent.volume_executed),
+                    intent.symbol,
+                )
             if intent.side == "sell":
                 net += intent.cost - intent.fee
         return net
@@ -289,30 +297,45 @@ class Executor:
         except ExchangeError as exc:
             # Only errors raised before the request could have been accepted reach here.
             return await self.store.update_intent(coid, "not_placed", error=str(exc))
-        state = await self._await_fill(exchange, state)
-        intent = await record_state(self.store, coid, state)
-        if intent.status == "filled":
-            _log(
-                pid,
-                logging.INFO,
-                "SUCCESS",
-                "Order executed successfully: %s %s %s",
-                order.side,
-                decimal_str(intent.volume_executed),
-                order.symbol,
-            )
-        return intent
+        return await record_state(self.store, coid, state)
 
-    async def _await_fill(self, exchange: Exchange, state: OrderState) -> OrderState:
-        """A market order fills at once; still, wait (bounded) until the exchange says so."""
+    async def _confirm(
+        self, exchange: Exchange, intents: list[OrderIntent], outcome: RunOutcome
+    ) -> list[OrderIntent]:
+        """Wait (bounded) until the placed orders are done, asking for all of them at once."""
         deadline = time.monotonic() + self.fill_timeout
-        delay = 0.2
-        while not state.done and state.txid and time.monotonic() < deadline:
+        delay = 0.0  # market orders fill at once: the first look needs no pause
+        while open_ := {i.txid: i for i in intents if i.status == "placed" and i.txid}:
+            if time.monotonic() >= deadline:
+                outcome.ambiguous = True
+                outcome.errors.append(f"{len(open_)} order(s) not confirmed filled in time")
+                break
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-            found = await exchange.query_orders([state.txid])
-            state = found.get(state.txid, state)
-        return state
+            delay = min(max(delay * 2, 0.2), 2.0)
+            try:
+                states = await exchange.query_orders(list(open_))
+            except ExchangeError as exc:
+                outcome.ambiguous = True
+                outcome.errors.append(f"fills not confirmed: {exc}")
+                break
+            updated = {
+                txid: await record_state(self.store, i.client_order_id, states[txid])
+                for txid, i in open_.items()
+                if txid in states
+            }
+            intents = [updated.get(i.txid or "", i) for i in intents]
+        return intents
+
+
+def _held_back(order: planner.PlannedOrder, stopping: asyncio.Event, outcome: RunOutcome) -> str:
+    """Why an order must not be sent now, or "" when it may."""
+    if stopping.is_set():
+        return f"not placed ({order.side} {order.symbol}): shutting down"
+    if outcome.ambiguous:
+        # The exchange could not say what became of an order: trading on would rest on
+        # guessed balances. The next run settles it first.
+        return f"not placed ({order.side} {order.symbol}): an earlier order's outcome is unknown"
+    return ""
 
 
 async def record_state(store: Store, client_order_id: str, state: OrderState) -> OrderIntent:

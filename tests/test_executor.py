@@ -36,6 +36,7 @@ def client(fake: FakeKraken, **kwargs: Any) -> KrakenClient:
         "starter",
         retry=FAST_RETRY,
         lookup=FAST_LOOKUP,
+        query_fill=False,  # as the daemon runs it: fills confirmed in one QueryOrders
         timeout=kwargs.pop("timeout", 2.0),
         **kwargs,
     )
@@ -81,6 +82,9 @@ async def test_happy_path_trades_to_target_and_records_the_truth(
     assert record.total_value_traded == traded > 0
     sides = [o["side"] for o in record.orders]
     assert sides == sorted(sides, key=lambda s: s != "sell")  # sells first
+    # One AddOrder per order and one QueryOrders per side: no round trip wasted.
+    assert len(fake.calls("AddOrder")) == len(fake.placed)
+    assert len(fake.calls("QueryOrders")) == len(set(sides))
     # After the run the holdings are near target (valued at the fake's mid prices).
     weights = await current_weights(exchange, portfolio)
     for symbol, target in portfolio.weights().items():
@@ -180,8 +184,13 @@ class CrashingExchange:
             raise Crash  # placed at the exchange; our intent still says "intent"
         return state
 
+    async def query_orders(self, txids: list[str]) -> dict[str, OrderState]:
+        if self.when == "before confirm":
+            raise Crash  # placed and recorded as placed; the fill never confirmed
+        return await self.inner.query_orders(txids)
 
-@pytest.mark.parametrize("when", ["before send", "after send"])
+
+@pytest.mark.parametrize("when", ["before send", "after send", "before confirm"])
 async def test_crash_at_each_step_is_reconciled_after_restart(
     store: Store, fake: FakeKraken, when: str
 ) -> None:
@@ -207,6 +216,7 @@ async def test_crash_at_each_step_is_reconciled_after_restart(
     statuses = [o["status"] for o in record.orders]
     assert statuses[0] == "filled"
     assert statuses[1] == ("not_placed" if when == "before send" else "filled")
+    assert len(statuses) == 2  # the buy was never reached
     assert len(fake.placed) == placed_before  # reconciling placed nothing
     # The next run plans from real balances and places only new client ids.
     again = await second.trigger(portfolio.id)
@@ -220,22 +230,22 @@ async def test_crash_at_each_step_is_reconciled_after_restart(
 
 async def test_crash_after_fill_recorded_is_reconciled(store: Store, fake: FakeKraken) -> None:
     portfolio = await make_portfolio(store, target_weights=SELL_SELL_BUY)
-    # The daemon dies after the first order was filled and recorded.
-    dead = CrashingExchange(client(fake), "before send", at_order=2)
+    # The daemon dies at the buy, after both sells were filled and their fills recorded.
+    dead = CrashingExchange(client(fake), "before send", at_order=3)
     scheduler = make_scheduler(store, dead, owner="gone:1:a")  # type: ignore[arg-type]
     with pytest.raises(Crash):
         await scheduler.trigger(portfolio.id)
     [run] = await store.open_runs()
     intents = await store.run_intents(run.id)
-    assert intents[0].status == "filled"
+    assert [i.status for i in intents] == ["filled", "filled", "intent"]
     fresh = client(fake)
     second = make_scheduler(store, fresh, owner="new:2:b")
     await store.pool.execute("UPDATE rebalance_runs SET lease_expires_at = now()")
     assert await second.reconcile_orphans() == 1
     record = (await store.list_history(portfolio.id))[0]
-    assert record.orders[0]["status"] == "filled"
-    assert record.orders_executed == 1
-    assert len(fake.placed) == 1
+    assert [o["status"] for o in record.orders] == ["filled", "filled", "not_placed"]
+    assert record.orders_executed == 2
+    assert len(fake.placed) == 2
     await dead.inner.close()
     await fresh.close()
 
@@ -268,7 +278,7 @@ async def test_unknown_outcome_blocks_the_next_run_until_resolved(
     assert "unresolved" in (blocked.errors or [""])[0]
     assert len(fake.calls("AddOrder")) == 1
     # Kraken recovers: the order is looked up (it was never placed), then trading resumes.
-    fake._faults.clear()
+    fake.clear_faults()
     recovered = await trigger(store, exchange, portfolio)
     assert recovered.success, recovered.errors
     first = (await store.list_history(portfolio.id))[-1]
@@ -276,5 +286,24 @@ async def test_unknown_outcome_blocks_the_next_run_until_resolved(
     [intent] = [i for i in await store.unresolved_intents(portfolio.id)] or [None]
     assert intent is None  # nothing left unresolved
     assert unknown["clientOrderId"] not in {o.cl_ord_id for o in fake.placed}
+    assert_no_duplicate_client_ids(fake)
+    await exchange.close()
+
+
+async def test_unconfirmed_fills_stop_the_run_and_are_settled_next_time(
+    store: Store, fake: FakeKraken
+) -> None:
+    exchange = client(fake)
+    portfolio = await make_portfolio(store, target_weights=SELL_SELL_BUY)
+    fake.inject("QueryOrders", status=502, times=None)
+    record = await trigger(store, exchange, portfolio)
+    assert not record.success
+    assert any("fills not confirmed" in e for e in record.errors or [])
+    assert {o["status"] for o in record.orders} == {"placed"}
+    assert [o.side for o in fake.placed] == ["sell", "sell"]  # no buy on unconfirmed cash
+    fake.clear_faults()
+    again = await trigger(store, exchange, portfolio)
+    assert again.success, again.errors
+    assert await store.unresolved_intents(portfolio.id) == []
     assert_no_duplicate_client_ids(fake)
     await exchange.close()

@@ -67,6 +67,7 @@ class KrakenClient:
         metadata_ttl: float = 300.0,
         fee_ttl: float = 3600.0,
         fallback_fee: Decimal = DEFAULT_TAKER_FEE,
+        query_fill: bool = True,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         nonces: NonceSource | None = None,
@@ -90,7 +91,9 @@ class KrakenClient:
         self._fallback_fee = fallback_fee
         self._names = Cached(self._fetch_names, metadata_ttl, clock)
         self._pairs = Cached(self._fetch_pairs, metadata_ttl, clock)
-        self._placer = OrderPlacer(self._http, self, lookup, sleep)
+        # query_fill=False: place_order answers "pending" with the txid straight from AddOrder,
+        # for callers that look many orders up in one QueryOrders (a round trip per order saved).
+        self._placer = OrderPlacer(self._http, self, lookup, sleep, query_fill=query_fill)
         self._fees: dict[str, tuple[Decimal, float]] = {}
         self._fee_pairs: set[str] = set()
 

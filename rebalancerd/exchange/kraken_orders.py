@@ -41,8 +41,15 @@ class OrderPlacer:
     """Sends one AddOrder and works out what became of it, without ever re-sending blindly."""
 
     def __init__(
-        self, http: KrakenTransport, finder: OrderFinder, lookup: LookupPolicy, sleep: Sleep
+        self,
+        http: KrakenTransport,
+        finder: OrderFinder,
+        lookup: LookupPolicy,
+        sleep: Sleep,
+        *,
+        query_fill: bool = True,
     ) -> None:
+        self._query_fill = query_fill
         self._http = http
         self._finder = finder
         self._lookup = lookup
@@ -74,6 +81,15 @@ class OrderPlacer:
         txids = result.get("txid") or []
         if not txids:
             return await self._resolve(request, NoReply("AddOrder", "reply has no txid", sent=True))
+        if not self._query_fill:
+            return OrderState(
+                request.client_order_id,
+                str(txids[0]),
+                request.pair,
+                request.side,
+                "pending",
+                request.volume,
+            )
         return await self._fill_of(request, str(txids[0]))
 
     async def _resend(
