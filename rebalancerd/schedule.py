@@ -8,7 +8,12 @@ A portfolio's slots form a series anchored at its first scheduled slot (`anchor`
   Feb 28/29 -> Mar 31: every month is counted from the anchor, so a short month
   never shifts the later ones). Wall clocks are read in the rule's zone; in UTC
   (the default) daily and weekly are exact 24 h / 168 h steps.
-* A 5-field cron expression fires at its matching wall-clock times in the rule's zone.
+* A 5-field cron expression fires at its matching wall-clock times in the rule's zone,
+  none before the anchor. The daemon's check interval (`next_check`) is cron in UTC.
+
+After a run, the next slot comes from the lattice, not from "now + period": slots
+missed while down coalesce into one run (`slot_after_run`). After a failure the retry
+waits a bounded, growing backoff but never past the next regular slot.
 
 DST, for every wall-clock rule (we map wall times to instants ourselves because
 croniter 7 runs a repeated wall time twice on the fall-back night):
@@ -20,6 +25,7 @@ croniter 7 runs a repeated wall time twice on the fall-back night):
   increasing and a search for "the first slot after t" stays monotone.
 * Hence a local-zone ``0 * * * *`` runs 23 times on a spring-forward day and does
   not rerun the repeated hour; use ``hourly`` or UTC to run every real hour.
+* An anchor given as the second reading of a repeated time stands for its first.
 """
 
 from __future__ import annotations
@@ -215,13 +221,13 @@ def _add_months(base: datetime, k: int) -> datetime:
 
 
 def _month_number(wall: datetime) -> int:
-    """Months since year 0, so that month differences are plain subtraction."""
-    return wall.year * 12 + wall.month - 1
+    """A month count, so that month differences are plain subtraction."""
+    return wall.year * 12 + wall.month
 
 
 def _wall(instant: datetime, zone: tzinfo) -> datetime:
     """The naive wall-clock reading of `instant` in `zone`."""
-    return instant.astimezone(zone).replace(tzinfo=None, fold=0)
+    return instant.astimezone(zone).replace(tzinfo=None)
 
 
 def _check_zone(tz: str | None) -> str:
@@ -274,5 +280,5 @@ def _shown(text: str) -> str:
 def _require_aware(**values: datetime) -> None:
     """Reject naive datetimes: a naive time is ambiguous and would silently mean local time."""
     for name, value in values.items():
-        if value.tzinfo is None or value.utcoffset() is None:
+        if value.utcoffset() is None:
             raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")

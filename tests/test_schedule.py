@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from rebalancerd import schedule
 from rebalancerd.schedule import (
     ScheduleRule,
     backoff,
@@ -116,6 +117,28 @@ def test_parse_rule_message_shows_a_newline_as_an_escape() -> None:
         parse_rule("daily", "Europe/\nBerlin")
 
 
+def test_parse_rule_length_limit_is_200_characters() -> None:
+    longest = ",".join(["15"] + ["5"] * 95) + " * * * *"
+    assert len(longest) == 200
+    assert parse_rule(longest).expression == longest
+    with pytest.raises(ValueError, match=r"^schedule interval is too long \(201 characters"):
+        parse_rule("1" + longest)
+
+
+@pytest.mark.parametrize(
+    ("word", "shown"),
+    [
+        ("x" * 60, "'" + "x" * 60 + "'"),
+        ("x" * 61, "'" + "x" * 57 + "...'"),
+        ("y" * 150, "'" + "y" * 57 + "...'"),
+    ],
+)
+def test_long_input_is_cut_in_messages(word: str, shown: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_rule(word)
+    assert str(caught.value).startswith(f"unknown interval {shown}: expected")
+
+
 # --- next_slot: fixed periods --------------------------------------------------------
 
 
@@ -165,6 +188,37 @@ def test_next_slot_years_later_is_computed_not_walked() -> None:
     anchor, after = t("2026-01-01T10:17Z"), t("9000-05-05T05:05Z")
     assert next_slot(parse_rule("hourly"), anchor, after) == t("9000-05-05T05:17Z")
     assert next_slot(parse_rule("monthly"), anchor, after) == t("9000-06-01T10:17Z")
+
+
+@pytest.mark.parametrize(
+    ("interval", "tz", "most"),
+    [
+        ("hourly", None, 1),
+        ("daily", None, 1),
+        ("weekly", None, 1),
+        ("monthly", None, 2),
+        ("hourly", "Europe/Berlin", 1),
+        ("daily", "America/New_York", 3),
+        ("weekly", "Europe/Berlin", 3),
+        ("monthly", "Europe/Berlin", 3),
+    ],
+)
+@pytest.mark.parametrize("after", ["2026-01-01T10:17Z", "2899-11-01T05:40Z", "9998-12-30T23:59Z"])
+def test_next_slot_examines_a_constant_number_of_lattice_points(
+    monkeypatch: pytest.MonkeyPatch, interval: str, tz: str | None, most: int, after: str
+) -> None:
+    # O(1) however far `after` is from the anchor: count the slots the search looks at.
+    seen: list[datetime] = []
+    real = schedule._wall_to_utc
+
+    def counting(wall: datetime, zone: tzinfo) -> datetime:
+        seen.append(wall)
+        return real(wall, zone)
+
+    monkeypatch.setattr(schedule, "_wall_to_utc", counting)
+    slot = next_slot(parse_rule(interval, tz), t("0001-03-31T10:17Z"), t(after))
+    assert slot > t(after)
+    assert 1 <= len(seen) <= most
 
 
 # --- next_slot: monthly ----------------------------------------------------------------
@@ -490,6 +544,26 @@ def test_monthly_slot_in_a_dst_gap_runs_when_the_gap_ends() -> None:
     assert runs == [t("2026-02-28T01:30Z"), t("2026-03-29T01:00Z"), t("2026-04-29T00:30Z")]
 
 
+@pytest.mark.parametrize(
+    ("tz", "local", "expected"),
+    [
+        ("Europe/Berlin", (2, 17, 23, 500000), "2026-03-29T01:00Z"),
+        ("Europe/Berlin", (2, 0, 0, 0), "2026-03-29T01:00Z"),
+        ("Europe/Berlin", (2, 59, 59, 999999), "2026-03-29T01:00Z"),
+        ("America/New_York", (2, 41, 7, 0), "2026-03-08T07:00Z"),
+        ("Australia/Lord_Howe", (2, 3, 11, 0), "2026-10-03T15:30Z"),
+    ],
+)
+def test_a_gapped_slot_runs_exactly_when_the_gap_ends(
+    tz: str, local: tuple[int, int, int, int], expected: str
+) -> None:
+    zone = ZoneInfo(tz)
+    anchor = datetime(2026, 1, 1, *local, tzinfo=zone)
+    runs = series(parse_rule("daily", tz), anchor, t(expected) - timedelta(hours=23), 2)
+    assert runs[0] == t(expected)
+    assert runs[1].astimezone(zone).time() == datetime(2026, 1, 1, *local).time()
+
+
 def test_anchor_in_a_repeated_hour_uses_its_first_occurrence() -> None:
     anchor = t("2026-11-01T06:30Z")  # 01:30 EST, the second 01:30 that night
     rule = parse_rule("daily", "America/New_York")
@@ -587,6 +661,24 @@ AWARE = t("2026-05-04T10:00Z")
 def test_naive_datetimes_are_rejected(call: object, name: str) -> None:
     with pytest.raises(ValueError, match=f"^{name} must be timezone-aware, got naive 2026"):
         call()  # type: ignore[operator]
+
+
+class NoOffset(tzinfo):
+    """A tzinfo that knows no offset: as unusable as no tzinfo at all."""
+
+    def utcoffset(self, dt: datetime | None) -> None:
+        return None
+
+    def dst(self, dt: datetime | None) -> None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> None:
+        return None
+
+
+def test_a_tzinfo_without_an_offset_counts_as_naive() -> None:
+    with pytest.raises(ValueError, match=r"^after must be timezone-aware"):
+        next_slot(parse_rule("daily"), AWARE, datetime(2026, 5, 4, tzinfo=NoOffset()))
 
 
 # --- backoff -----------------------------------------------------------------------------------
