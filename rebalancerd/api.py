@@ -65,6 +65,8 @@ def make_app(
     app[METRICS] = metrics
     app[SETTINGS] = settings
     app[CACHE] = ScheduleCache(store)
+    # Any change the scheduler hears of (other daemons' writes, finished runs) refreshes it.
+    scheduler.wake_hooks.append(app[CACHE].invalidate)
     openapi = dumps(openapi_document())
     add = app.router.add_route
     add("GET", "/healthz", _health(store))

@@ -93,6 +93,7 @@ class Scheduler:
         self.config = Effective(settings.enabled, False, settings.check_interval, settings.dry_run)
         self.next_wake: datetime | None = None
         self._wake = asyncio.Event()
+        self.wake_hooks: list[Callable[[], None]] = []  # told of every wake (e.g. API caches)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sleeping = False
         self._check_due: datetime | None = None  # the next check tick (drift bands)
@@ -105,6 +106,8 @@ class Scheduler:
     def wake(self) -> None:
         """Re-plan the sleep now (portfolios, triggers or config changed)."""
         self._wake.set()
+        for hook in self.wake_hooks:
+            hook()
 
     async def refresh(self) -> Effective:
         fresh = effective(self.settings, await self.store.scheduler_state())
@@ -344,10 +347,14 @@ class Scheduler:
             try:
                 async with self.store.pool.acquire() as conn:
                     await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-                    self.wake()  # anything may have changed while we were not listening
-                    while not shutdown.is_set() and not conn.is_closed():
-                        await _wait_any(shutdown, asyncio.Event(), 5.0)
-                        await conn.fetchval("SELECT 1", timeout=5)
+                    try:
+                        self.wake()  # anything may have changed while we were not listening
+                        while not shutdown.is_set() and not conn.is_closed():
+                            await _wait_any(shutdown, asyncio.Event(), 5.0)
+                            await conn.fetchval("SELECT 1", timeout=5)
+                    finally:
+                        if not conn.is_closed():
+                            await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
             except DB_ERRORS as exc:
                 log.warning("[Scheduler] Notification listener lost (%s)", type(exc).__name__)
                 await _wait_any(shutdown, asyncio.Event(), 2.0)

@@ -103,3 +103,22 @@ async def test_stopped_scheduler_claims_nothing_and_start_resumes(store: Store) 
         with pytest.raises(ValueError):
             await sched.control("update-config", bad)
     assert (await sched.refresh()).check_interval == "*/5 * * * *"  # nothing was stored
+
+
+async def test_a_notification_from_another_daemon_wakes_the_loop_and_its_hooks(
+    store: Store,
+) -> None:
+    sched = Scheduler(SchedulerSettings(), store, {}, Metrics(), owner="t")
+    woken = asyncio.Event()
+    sched.wake_hooks.append(woken.set)
+    shutdown = asyncio.Event()
+    listener = asyncio.create_task(sched.listen(shutdown))
+    try:
+        async with asyncio.timeout(10):
+            await woken.wait()  # the listener wakes once when it (re)connects
+            woken.clear()
+            await store.notify("portfolios")  # as another daemon's write would
+            await woken.wait()
+    finally:
+        shutdown.set()
+        await listener
