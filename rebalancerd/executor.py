@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,6 +21,7 @@ from .exchange.base import (
     OrderRequest,
     OrderState,
     RejectedError,
+    Side,
 )
 from .metrics import Metrics
 from .models import OrderIntent, Portfolio, Run, decimal_str
@@ -235,22 +236,94 @@ class Executor:
         stopping: asyncio.Event,
         outcome: RunOutcome,
     ) -> Decimal:
-        """Place one side's orders, then confirm their fills together; EUR net received."""
+        """Place one side's orders, confirm their fills together; EUR net received (sells)."""
+        intents = await self._commit_intents(run, orders, outcome)
         sent: list[OrderIntent] = []
-        for order in orders:
-            held = _held_back(order, stopping, outcome)
+        for intent in intents:
+            held = _held_back(intent, stopping, outcome)
             if held:
                 outcome.errors.append(held)
+                sent.append(replace(intent, status="not_placed", error=held))
                 continue
-            intent = await self._send(run, pid, exchange, order, outcome.seq)
+            sent.append(await self._send(pid, exchange, intent))
+            outcome.ambiguous |= sent[-1].status == "unknown"
+        done = await self._confirm(exchange, sent, outcome)
+        await self.store.save_intents(done)
+        return self._account(pid, done, outcome)
+
+    async def _commit_intents(
+        self, run: Run, orders: Sequence[planner.PlannedOrder], outcome: RunOutcome
+    ) -> list[OrderIntent]:
+        """Commit every intent of the side before any of its orders leaves.
+
+        A crash from here on is reconciled by looking each client order id up at the
+        exchange, never by sending it again. One transaction for the side, not one per order.
+        """
+        rows = []
+        for order in orders:
+            coid = str(uuid.uuid4())
+            rows.append(
+                (outcome.seq, coid, order.symbol, order.pair, order.side, order.volume, order.price)
+            )
             outcome.seq += 1
-            outcome.ambiguous |= intent.status == "unknown"
-            sent.append(intent)
+        return await self.store.insert_intents(run.id, rows) if rows else []
+
+    async def _send(self, pid: str, exchange: Exchange, intent: OrderIntent) -> OrderIntent:
+        """Send one committed order; what became of it, not yet stored."""
+        side: Side = "buy" if intent.side == "buy" else "sell"
+        request = OrderRequest(intent.pair, side, intent.volume, intent.client_order_id)
+        try:
+            state = await exchange.place_order(request)
+        except RejectedError as exc:
+            _log(
+                pid,
+                logging.WARNING,
+                "ERROR",
+                "Order rejected: %s %s: %s",
+                intent.side,
+                intent.symbol,
+                exc,
+            )
+            return replace(intent, status="rejected", error=str(exc))
+        except AmbiguousOrderError as exc:
+            self.metrics.exchange_errors.labels("ambiguous").inc()
+            return replace(intent, status="unknown", error=f"outcome unknown: {exc}")
+        except (FatalError, asyncio.CancelledError):
+            raise
+        except ExchangeError as exc:
+            # Only errors raised before the request could have been accepted reach here.
+            return replace(intent, status="not_placed", error=str(exc))
+        return with_state(intent, state)
+
+    async def _confirm(
+        self, exchange: Exchange, intents: list[OrderIntent], outcome: RunOutcome
+    ) -> list[OrderIntent]:
+        """Wait (bounded) until the placed orders are done, asking for all of them at once."""
+        deadline = time.monotonic() + self.fill_timeout
+        delay = 0.0  # market orders fill at once: the first look needs no pause
+        while open_ := {i.txid for i in intents if i.status == "placed" and i.txid}:
+            if time.monotonic() >= deadline:
+                outcome.ambiguous = True
+                outcome.errors.append(f"{len(open_)} order(s) not confirmed filled in time")
+                break
+            await asyncio.sleep(delay)
+            delay = min(max(delay * 2, 0.2), 2.0)
+            try:
+                states = await exchange.query_orders(sorted(open_))
+            except ExchangeError as exc:
+                outcome.ambiguous = True
+                outcome.errors.append(f"fills not confirmed: {exc}")
+                break
+            intents = [with_state(i, states[i.txid]) if i.txid in states else i for i in intents]
+        return intents
+
+    def _account(self, pid: str, intents: list[OrderIntent], outcome: RunOutcome) -> Decimal:
+        """Add the side's orders to the outcome; the EUR its sells brought in, net of fees."""
         net = Decimal(0)
-        for intent in await self._confirm(exchange, sent, outcome):
+        for intent in intents:
             outcome.orders.append(intent_json(intent))
             self.metrics.orders.labels(intent.status, intent.side).inc()
-            if intent.error:
+            if intent.error and intent.status != "not_placed":
                 outcome.errors.append(f"{intent.side} {intent.symbol}: {intent.error}")
             if intent.status == "filled":
                 _log(
@@ -266,68 +339,21 @@ class Executor:
                 net += intent.cost - intent.fee
         return net
 
-    async def _send(
-        self, run: Run, pid: str, exchange: Exchange, order: planner.PlannedOrder, seq: int
-    ) -> OrderIntent:
-        coid = str(uuid.uuid4())
-        # The intent is committed before the order leaves: a crash from here on is reconciled
-        # by looking this client order id up at the exchange, never by sending it again.
-        await self.store.insert_intent(
-            run.id, seq, coid, order.symbol, order.pair, order.side, order.volume, order.price
-        )
-        request = OrderRequest(order.pair, order.side, order.volume, coid)
-        try:
-            state = await exchange.place_order(request)
-        except RejectedError as exc:
-            _log(
-                pid,
-                logging.WARNING,
-                "ERROR",
-                "Order rejected: %s %s: %s",
-                order.side,
-                order.symbol,
-                exc,
-            )
-            return await self.store.update_intent(coid, "rejected", error=str(exc))
-        except AmbiguousOrderError as exc:
-            self.metrics.exchange_errors.labels("ambiguous").inc()
-            return await self.store.update_intent(coid, "unknown", error=f"outcome unknown: {exc}")
-        except (FatalError, asyncio.CancelledError):
-            raise
-        except ExchangeError as exc:
-            # Only errors raised before the request could have been accepted reach here.
-            return await self.store.update_intent(coid, "not_placed", error=str(exc))
-        return await record_state(self.store, coid, state)
 
-    async def _confirm(
-        self, exchange: Exchange, intents: list[OrderIntent], outcome: RunOutcome
-    ) -> list[OrderIntent]:
-        """Wait (bounded) until the placed orders are done, asking for all of them at once."""
-        deadline = time.monotonic() + self.fill_timeout
-        delay = 0.0  # market orders fill at once: the first look needs no pause
-        while open_ := {i.txid: i for i in intents if i.status == "placed" and i.txid}:
-            if time.monotonic() >= deadline:
-                outcome.ambiguous = True
-                outcome.errors.append(f"{len(open_)} order(s) not confirmed filled in time")
-                break
-            await asyncio.sleep(delay)
-            delay = min(max(delay * 2, 0.2), 2.0)
-            try:
-                states = await exchange.query_orders(list(open_))
-            except ExchangeError as exc:
-                outcome.ambiguous = True
-                outcome.errors.append(f"fills not confirmed: {exc}")
-                break
-            updated = {
-                txid: await record_state(self.store, i.client_order_id, states[txid])
-                for txid, i in open_.items()
-                if txid in states
-            }
-            intents = [updated.get(i.txid or "", i) for i in intents]
-        return intents
+def with_state(intent: OrderIntent, state: OrderState) -> OrderIntent:
+    """The intent as the exchange reports its order."""
+    return replace(
+        intent,
+        status=status_of(state),
+        txid=state.txid,
+        volume_executed=state.volume_executed,
+        cost=state.cost,
+        fee=state.fee,
+        avg_price=state.avg_price,
+    )
 
 
-def _held_back(order: planner.PlannedOrder, stopping: asyncio.Event, outcome: RunOutcome) -> str:
+def _held_back(order: OrderIntent, stopping: asyncio.Event, outcome: RunOutcome) -> str:
     """Why an order must not be sent now, or "" when it may."""
     if stopping.is_set():
         return f"not placed ({order.side} {order.symbol}): shutting down"

@@ -264,6 +264,34 @@ class Store:
         )
         return from_record(OrderIntent, row)
 
+    async def insert_intents(
+        self, run_id: int, rows: Sequence[tuple[int, str, str, str, str, Decimal, Decimal]]
+    ) -> list[OrderIntent]:
+        """Commit many intents at once: (seq, client id, symbol, pair, side, volume, price)."""
+        async with self.transaction() as conn:
+            return [
+                from_record(OrderIntent, await conn.fetchrow(QUERIES["insert_intent"], run_id, *r))
+                for r in rows
+            ]
+
+    async def save_intents(self, intents: Sequence[OrderIntent]) -> None:
+        """Store what became of many orders in one transaction."""
+        args = [
+            (
+                i.client_order_id,
+                i.status,
+                i.txid,
+                i.volume_executed,
+                i.cost,
+                i.fee,
+                i.avg_price,
+                i.error,
+            )
+            for i in intents
+        ]
+        async with self.transaction() as conn:
+            await conn.executemany(QUERIES["update_intent"], args)
+
     async def run_intents(self, run_id: int) -> list[OrderIntent]:
         rows = await self.pool.fetch(QUERIES["run_intents"], run_id)
         return [from_record(OrderIntent, r) for r in rows]
