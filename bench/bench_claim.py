@@ -1,0 +1,234 @@
+"""Due claim at scale: N portfolios (default 1 000 000), 1 % due. The real lock_due query inside
+a transaction, as Scheduler.claim_due runs it, next to the predecessor's schema and query in
+the same database.
+
+    .venv/bin/python bench/bench_claim.py [--portfolios 1000000] [--iterations 500]
+
+Data: 90 % of the portfolios enabled, 1 % (all enabled) due within the last hour, the rest due
+in 1 to 25 hours; one finished run per portfolio in rebalance_runs, and open runs on the
+8 earliest-due portfolios (a claim must skip them, as while another daemon runs them). The
+predecessor's table "Portfolio" (Prisma's camelCase columns, timestamp(3), separate indexes
+on "rebalanceEnabled" and "nextRebalanceAt") holds the same rows; its query reads every due
+row. Targets: claim < 2 ms and >= 10x faster than the predecessor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.support import Database, header, median, percentile, scratch_database
+from rebalancerd.store import QUERIES
+
+OPEN_RUNS = 8
+LOAD_PORTFOLIOS = """
+INSERT INTO portfolios (name, account, target_weights, rebalance_enabled, rebalance_interval,
+                        schedule_anchor, next_rebalance_at)
+SELECT 'portfolio ' || i, 'acct-' || i, '{"BTC": 40, "ETH": 30, "SOL": 20, "ADA": 10}',
+       i % 10 <> 9, 'daily', due, due
+  FROM generate_series(0, $1::int - 1) AS i,
+       LATERAL (SELECT CASE WHEN i % 100 = 0
+                            THEN now() - make_interval(secs => 1 + i % 3600)
+                            ELSE now() + make_interval(secs => 3600 + i % 86400)
+                       END AS due) AS d
+"""
+LOAD_RUNS = """
+INSERT INTO rebalance_runs (portfolio_id, account, slot, triggered_by, dry_run, status, owner,
+                            lease_expires_at, started_at, finished_at)
+SELECT id, account, next_rebalance_at - interval '1 day', 'scheduler', false, 'succeeded',
+       'bench', next_rebalance_at - interval '1 day', next_rebalance_at - interval '1 day',
+       next_rebalance_at - interval '1 day' + interval '2 seconds'
+  FROM portfolios
+"""
+OPEN_SOME_RUNS = f"""
+INSERT INTO rebalance_runs (portfolio_id, account, slot, triggered_by, dry_run, owner,
+                            lease_expires_at)
+SELECT id, account, NULL, 'api', false, 'other-daemon', now() + interval '1 minute'
+  FROM portfolios WHERE rebalance_enabled ORDER BY next_rebalance_at LIMIT {OPEN_RUNS}
+"""
+PREDECESSOR_SCHEMA = """
+CREATE TABLE "Portfolio" (
+    "id"                    text PRIMARY KEY,
+    "name"                  text NOT NULL,
+    "userId"                text,
+    "targetWeights"         jsonb NOT NULL,
+    "rebalanceEnabled"      boolean NOT NULL DEFAULT false,
+    "rebalanceInterval"     text NOT NULL DEFAULT 'weekly',
+    "rebalanceThreshold"    double precision NOT NULL DEFAULT 10.0,
+    "maxOrdersPerRebalance" integer,
+    "lastRebalancedAt"      timestamp(3),
+    "nextRebalanceAt"       timestamp(3),
+    "createdAt"             timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "updatedAt"             timestamp(3) NOT NULL
+);
+INSERT INTO "Portfolio"
+SELECT id, name, user_id, target_weights, rebalance_enabled, rebalance_interval,
+       rebalance_threshold, max_orders_per_rebalance, last_rebalanced_at, next_rebalance_at,
+       created_at, updated_at
+  FROM portfolios;
+CREATE INDEX "Portfolio_rebalanceEnabled_idx" ON "Portfolio" ("rebalanceEnabled");
+CREATE INDEX "Portfolio_nextRebalanceAt_idx" ON "Portfolio" ("nextRebalanceAt");
+"""
+PREDECESSOR_QUERY = """
+SELECT * FROM "Portfolio"
+ WHERE "rebalanceEnabled" = true AND ("nextRebalanceAt" IS NULL OR "nextRebalanceAt" <= now())
+"""
+
+
+async def load(db: Database, count: int) -> None:
+    """Bulk-load both schemas with generate_series, then VACUUM ANALYZE."""
+    steps = [
+        ("portfolios", LOAD_PORTFOLIOS, (count,)),
+        ("rebalance_runs (finished)", LOAD_RUNS, ()),
+        ("rebalance_runs (open)", OPEN_SOME_RUNS, ()),
+        ('predecessor "Portfolio"', PREDECESSOR_SCHEMA, ()),
+        ("VACUUM ANALYZE", "VACUUM ANALYZE", ()),
+    ]
+    for label, sql, args in steps:
+        started = time.perf_counter()
+        await db.pool.execute(sql, *args, timeout=1800)
+        print(f"   loaded {label} in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+async def timed(call: Callable[[], Awaitable[object]], iterations: int) -> list[float]:
+    """Milliseconds per call, after a few warm-up calls."""
+    for _ in range(5):
+        await call()
+    samples = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        await call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+async def timed_claims(
+    conn: asyncpg.Connection, limit: int, iterations: int
+) -> tuple[list[float], list[float]]:
+    """(whole transaction, lock_due alone) in ms per claim, as claim_due makes it: BEGIN,
+    lock_due, then (here) ROLLBACK so the same rows stay due."""
+    whole: list[float] = []
+    query: list[float] = []
+    for i in range(iterations + 5):  # 5 to warm up, and to let a generic plan kick in
+        started = time.perf_counter()
+        tr = conn.transaction()
+        await tr.start()
+        try:
+            sent = time.perf_counter()
+            rows = await conn.fetch(QUERIES["lock_due"], datetime.now(UTC), limit, [])
+            answered = time.perf_counter()
+        finally:
+            await tr.rollback()
+        assert len(rows) == limit
+        if i >= 5:
+            whole.append((time.perf_counter() - started) * 1000)
+            query.append((answered - sent) * 1000)
+    return whole, query
+
+
+def predecessor(conn: asyncpg.Connection, due: int) -> Callable[[], Awaitable[int]]:
+    async def once() -> int:
+        rows = await conn.fetch(PREDECESSOR_QUERY)
+        assert len(rows) == due, len(rows)
+        return len(rows)
+
+    return once
+
+
+async def explain(conn: asyncpg.Connection, sql: str, *args: object) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) with these parameters, inside a rolled-back transaction."""
+    tr = conn.transaction()
+    await tr.start()
+    try:
+        rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)
+    finally:
+        await tr.rollback()  # ANALYZE really runs FOR UPDATE: release its row locks
+    return [r[0] for r in rows]
+
+
+async def generic_plan(conn: asyncpg.Connection) -> list[str]:
+    """The plan a cached prepared statement may switch to after 5 runs, run with ANALYZE."""
+    tr = conn.transaction()
+    await tr.start()
+    try:
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE claim (timestamptz, int, text[]) AS {QUERIES['lock_due']}")
+        rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) EXECUTE claim (now(), 8, '{}')")
+        await conn.execute("DEALLOCATE claim")
+    finally:
+        await tr.rollback()
+    return [r[0] for r in rows]
+
+
+def row(label: str, samples: list[float]) -> str:
+    return (
+        f"{label:<52} median {median(samples):8.3f} ms   p99 {percentile(samples, 99):8.3f} ms"
+        f"   ({len(samples)} runs)"
+    )
+
+
+async def bench(count: int, iterations: int) -> None:
+    async with scratch_database() as db:
+        await load(db, count)
+        due = await db.pool.fetchval(
+            "SELECT count(*) FROM portfolios WHERE rebalance_enabled AND next_rebalance_at <= now()"
+        )
+        print(f"   {count} portfolios, {due} due ({100 * due / count:.2f} %)")
+        print("   " + await db.pool.fetchval("SELECT version()"))
+        async with db.pool.acquire() as conn:
+            ours = {limit: await timed_claims(conn, limit, iterations) for limit in (1, 8, 64)}
+            theirs = await timed(predecessor(conn, due), max(20, iterations // 10))
+            custom = await explain(conn, QUERIES["lock_due"], datetime.now(UTC), 8, [])
+            plans = {
+                "lock_due (LIMIT 8), EXPLAIN (ANALYZE, BUFFERS)": custom,
+                "the same, generic plan (a prepared statement's after 5 runs)": await generic_plan(
+                    conn
+                ),
+                "predecessor, EXPLAIN (ANALYZE, BUFFERS)": await explain(conn, PREDECESSOR_QUERY),
+            }
+    report(ours, theirs, plans, due)
+
+
+def report(
+    ours: dict[int, tuple[list[float], list[float]]],
+    theirs: list[float],
+    plans: dict[str, list[str]],
+    due: int,
+) -> None:
+    print()
+    for limit, (whole, query) in ours.items():
+        print(row(f"claim, LIMIT {limit}: BEGIN; lock_due; ROLLBACK", whole))
+        print(row(f"claim, LIMIT {limit}: lock_due alone", query))
+    print(row(f"predecessor query ({due} rows fetched)", theirs))
+    claim8 = median(ours[8][0])
+    speedup = median(theirs) / claim8
+    print(
+        f"claim of 8: {'met' if claim8 < 2 else 'MISSED'} target < 2 ms ({claim8:.3f} ms); "
+        f"{speedup:.0f}x faster than the predecessor ({'met' if speedup >= 10 else 'MISSED'} "
+        f"target >= 10x)"
+    )
+    for title, plan in plans.items():
+        print(f"\n{title}:")
+        print("\n".join("   " + line for line in plan))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--portfolios", type=int, default=1_000_000)
+    parser.add_argument("--iterations", type=int, default=500)
+    args = parser.parse_args()
+    header(f"bench_claim: due claim over {args.portfolios} portfolios, 1 % due")
+    asyncio.run(bench(args.portfolios, args.iterations))
+
+
+if __name__ == "__main__":
+    main()
