@@ -101,6 +101,23 @@ async def none_stuck(pool: asyncpg.Pool, recent_seconds: float) -> Check:
     return Check("no portfolio stuck", not rows, detail)
 
 
+async def run_durations(pool: asyncpg.Pool) -> str:
+    """One line: how long runs took (history.duration), to see faults' cost."""
+    row = await pool.fetchrow(
+        """SELECT count(*) AS n,
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY duration) AS p50,
+                  percentile_cont(0.99) WITHIN GROUP (ORDER BY duration) AS p99,
+                  max(duration) AS max
+             FROM rebalance_history"""
+    )
+    if not row["n"]:
+        return "no runs"
+    return (
+        f"{row['n']} runs took p50 {row['p50']:.0f} ms, p99 {row['p99']:.0f} ms, "
+        f"max {row['max']} ms"
+    )
+
+
 def memory_flat(samples: list[Sample], warmup: float) -> list[Check]:
     """Per daemon process: RSS of the last quarter vs the first quarter after warm-up."""
     series: dict[str, list[Sample]] = defaultdict(list)

@@ -125,6 +125,7 @@ async def soak(args: argparse.Namespace, db: Database, fake: FakeKraken, tmp: Pa
         codes = await daemons.terminate_all()
     print(f"daemons stopped with SIGTERM: exit codes {codes}")
     print("faults injected: " + ", ".join(f"{k} {n}" for k, n in faults.most_common()))
+    print(await checks.run_durations(db.pool))
     results = [
         checks.Check("steady daemon never died", steady_exit is None, f"exit {steady_exit}"),
         checks.Check("graceful stop (exit 0)", all(c == 0 for c in codes.values()), str(codes)),
