@@ -111,6 +111,7 @@ async def drain_once(mode: str, count: int, concurrency: int, latency: float) ->
 
 
 async def _measure(db: Database, daemon: DaemonProcess, count: int, concurrency: int) -> Drain:
+    """Make every portfolio due at once; wait for all runs; wall time, CPU and outcomes."""
     assert daemon.proc is not None
     pid = daemon.proc.pid
     cpu0, db0 = cpu_seconds(pid), cpu_snapshot(postgres_pids(db.server_dir))
