@@ -28,17 +28,24 @@ class RedactingFilter(logging.Filter):
         new = {value for value in (secret, secret.strip()) if value} - self._secrets
         if new:
             self._secrets |= new
-            # Longest first, so a secret that contains another is replaced whole.
+            self._pattern = None  # compiled on first use: adding N secrets stays O(N)
+
+    def _compiled(self) -> re.Pattern[str] | None:
+        if self._pattern is None and self._secrets:
+            # Longest first, so a secret that contains another is replaced whole. Compiled
+            # once, not once per secret added.
             ordered = sorted(self._secrets, key=len, reverse=True)
             self._pattern = re.compile("|".join(map(re.escape, ordered)))
+        return self._pattern
 
     def redact(self, text: str) -> str:
         """The text with every registered secret replaced."""
-        return text if self._pattern is None else self._pattern.sub(REDACTED, text)
+        pattern = self._compiled()
+        return text if pattern is None else pattern.sub(REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record in place with its final, redacted text; never drops it."""
-        if self._pattern is None:
+        if self._compiled() is None:
             return True
         record.msg = self.redact(_final_message(record))
         record.args = None

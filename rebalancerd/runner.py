@@ -74,7 +74,11 @@ class RunManager:
         lost = asyncio.Event()
         keeper = asyncio.create_task(self._keep_lease(run, lost), name=f"lease-{run.id}")
         try:
-            outcome = await self._outcome(run, portfolio, lost)
+            try:
+                outcome = await self._outcome(run, portfolio, lost)
+            except Exception as exc:  # one bad portfolio must not stop the loop for all
+                log.exception("[Rebalance:%s] ERROR: run failed unexpectedly", portfolio.id)
+                outcome = RunOutcome(errors=[f"run failed: {type(exc).__name__}: {exc}"])
             record = await finish_run_or_none(
                 self.store, run, self.owner, outcome.history(run, started), _first(outcome)
             )

@@ -202,3 +202,13 @@ def test_a_broken_log_call_is_reported_redacted_instead_of_raising() -> None:
         "<6>[logging] bad log call '[Scheduler] %d orders' % ('***',)"
     )
     assert secret not in stream.getvalue()
+
+
+def test_many_secrets_register_fast_and_are_all_redacted() -> None:
+
+    from rebalancerd.logsetup import RedactingFilter
+
+    f = RedactingFilter()
+    for i in range(2000):
+        f.add(f"secret-value-{i:05d}-xyz")
+    assert f.redact("a secret-value-01999-xyz b secret-value-00000-xyz") == "a *** b ***"

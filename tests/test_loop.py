@@ -10,6 +10,8 @@ import pytest
 
 from rebalancerd.config import SchedulerSettings
 from rebalancerd.exchange.kraken import KrakenClient
+from rebalancerd.exchange.paper import MemoryLedger, PaperExchange
+from rebalancerd.exchange.simulated import SimulatedMarket
 from rebalancerd.metrics import Metrics
 from rebalancerd.scheduler import Scheduler
 from rebalancerd.store import Store
@@ -122,3 +124,20 @@ async def test_a_notification_from_another_daemon_wakes_the_loop_and_its_hooks(
     finally:
         shutdown.set()
         await listener
+
+
+async def test_a_portfolio_with_corrupt_stored_weights_fails_its_run_not_the_daemon(
+    store: Store,
+) -> None:
+    p = await make_portfolio(store, account="x", next_rebalance_at=datetime.now(UTC))
+    await store.pool.execute(
+        "UPDATE portfolios SET target_weights = '[1, 2]'::jsonb WHERE id = $1", p.id
+    )
+    market = SimulatedMarket(seed=1)
+    paper = PaperExchange("x", market, MemoryLedger())
+    sched = Scheduler(SchedulerSettings(), store, {"x": paper}, Metrics(), owner="t")
+    [(run, portfolio)] = await sched.claim_due(1, [])
+    record = await sched.runs.execute(run, portfolio)
+    assert record is not None and not record.success
+    assert "run failed: AttributeError" in (record.errors or [""])[0]
+    assert await store.open_runs() == []
