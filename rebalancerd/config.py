@@ -216,7 +216,9 @@ def _demo_defaults(raw: dict[str, Any]) -> None:
     """Offline prices, a second paper account and frequent checks, unless configured."""
     raw.setdefault("paper", {}).setdefault("prices", "simulated")
     raw.setdefault("scheduler", {}).setdefault("check_interval", "* * * * *")
-    raw["accounts"].setdefault("sandbox", {"mode": "paper", "balances": {"EUR": "5000"}})
+    # BTC.F: a Kraken Rewards balance, held and traded like spot BTC (as on Kraken).
+    sandbox = {"mode": "paper", "balances": {"EUR": "5000", "BTC.F": "0.02"}}
+    raw["accounts"].setdefault("sandbox", sandbox)
 
 
 def _resolve_secrets(raw: dict[str, Any], env: Mapping[str, str]) -> None:

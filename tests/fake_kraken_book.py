@@ -214,8 +214,8 @@ class Venue:
         order.status, order.closetm = "canceled", time.time()
         return {"count": 1, "pending": False}
 
-    def available(self, account: Account, asset: str) -> Decimal:
-        """Balance minus what open orders hold."""
+    def held(self, account: Account, asset: str) -> Decimal:
+        """What the account's open orders hold of an asset."""
         held = Decimal(0)
         for order in self.orders:
             if order.account != account.key or order.status != "open":
@@ -225,7 +225,41 @@ class Venue:
                 held += order.volume
             if order.side == "buy" and row["quote"] == asset:
                 held += order.volume * self.prices[order.pair][1] * (1 + self.fee_rate)
-        return account.balances.get(asset, Decimal(0)) - held
+        return held
+
+    def rewards_row(self, asset: str) -> str:
+        """The Kraken Rewards row of an asset id: XXBT -> XBT.F (built on the altname)."""
+        return f"{self.assets.get(asset, {}).get('altname', asset)}.F"
+
+    def available(self, account: Account, asset: str) -> Decimal:
+        """Spot plus Rewards (.F) balance, minus what open orders hold."""
+        spot = account.balances.get(asset, Decimal(0))
+        rewards = account.balances.get(self.rewards_row(asset), Decimal(0))
+        return spot + rewards - self.held(account, asset)
+
+    def row_hold(self, account: Account, row: str) -> Decimal:
+        """The hold shown on one BalanceEx row: orders hold the spot row first, then .F."""
+        base = self._asset_of_rewards(row) if row.endswith(".F") else row
+        if base is None:
+            return Decimal(0)
+        held, spot = self.held(account, base), account.balances.get(base, Decimal(0))
+        if base == row:
+            return min(held, spot)
+        return min(max(held - spot, Decimal(0)), account.balances.get(row, Decimal(0)))
+
+    def _asset_of_rewards(self, row: str) -> str | None:
+        altname = row.removesuffix(".F")
+        return next((a for a, r in self.assets.items() if r["altname"] == altname), None)
+
+    def apply(self, account: Account, asset: str, delta: Decimal) -> None:
+        """Change a balance; a debit takes the spot row first, then the Rewards row, as Kraken."""
+        spot = account.balances.get(asset, Decimal(0))
+        rewards = self.rewards_row(asset)
+        if delta < 0 and -delta > spot and rewards in account.balances:
+            account.balances[asset] = Decimal(0)
+            account.balances[rewards] += delta + spot
+        else:
+            account.balances[asset] = spot + delta
 
     def rounded(self, amount: Decimal, places: int) -> Decimal:
         """Kraken rounds cost and fee to the pair's cost_decimals."""

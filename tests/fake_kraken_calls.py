@@ -57,7 +57,7 @@ class Matcher:
         )
         if self.venue.fill_market_orders:
             for asset, delta in deltas.items():
-                account.balances[asset] = account.balances.get(asset, Decimal(0)) + delta
+                self.venue.apply(account, asset, delta)
             order.status, order.volume_exec, order.closetm = "closed", volume, time.time()
             order.cost, order.fee, order.price = cost, fee, price
         self.venue.orders.append(order)
@@ -215,7 +215,7 @@ class Endpoints:
         return int(self.venue.assets.get(asset, {}).get("decimals", 8))
 
     def _balance_ex(self, account: Account, asset: str, amount: Decimal) -> dict[str, str]:
-        hold = amount - self.venue.available(account, asset)
+        hold = self.venue.row_hold(account, asset)
         places = self._decimals(asset)
         return {"balance": _amount(amount, places), "hold_trade": _amount(hold, places)}
 

@@ -32,6 +32,9 @@ ASSETS: dict[str, dict[str, Any]] = {
     "DOT.S": _asset("DOT.S", 10, 8),
     "XBT.M": _asset("XBT.M", 10, 5),
     "ETH.F": _asset("ETH.F", 10, 5),
+    "XBT.F": _asset("XBT.F", 10, 5),
+    "SOL.F": _asset("SOL.F", 10, 5),
+    "EUR.F": _asset("EUR.F", 4, 2),
 }
 
 

@@ -49,7 +49,8 @@ BUILTIN = AssetNames()
         ("XTZ.S", "XTZ.S", True),
         ("ETH2.S", "ETH2.S", True),
         ("XBT.M", "BTC.M", True),
-        ("ETH.F", "ETH.F", True),
+        ("ETH.F", "ETH.F", False),  # Kraken Rewards: spent through ETH, so not locked
+        ("XBT.F", "BTC.F", False),
         ("SOL.B", "SOL.B", True),
         ("DOT.P", "DOT.P", True),
         ("ETH.T", "ETH.T", True),

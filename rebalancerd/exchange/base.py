@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal, Protocol
+
+from rebalancerd.exchange.names import holding_of
 
 Side = Literal["buy", "sell"]
 # pending/open: on the book; closed: filled; canceled/expired: off the book (maybe partly filled).
@@ -50,6 +52,32 @@ class Balances:
 
     tradable: dict[str, Decimal]
     locked: dict[str, Decimal] = field(default_factory=dict)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[str, Decimal, Decimal]]) -> Balances:
+        """From (plain symbol, balance, held) rows: spot and Rewards (.F) rows pool by asset."""
+        totals: dict[str, Decimal] = {}
+        held: dict[str, Decimal] = {}
+        locked: dict[str, Decimal] = {}
+        for symbol, amount, hold in rows:
+            asset = holding_of(symbol)
+            if asset is None:  # bonded (.S, .M, .B, .P, unknown): counted apart, never sold
+                _add(locked, symbol, amount)
+                continue
+            _add(totals, asset, amount)
+            _add(held, asset, hold)
+        for asset, hold in held.items():
+            # A hold may exceed one row (it can draw on the .F row too): never below zero.
+            if hold > 0:
+                _add(locked, asset, min(hold, totals[asset]))
+        return cls(
+            tradable={a: max(total - held[a], Decimal(0)) for a, total in totals.items()},
+            locked={s: a for s, a in locked.items() if a},
+        )
+
+
+def _add(into: dict[str, Decimal], symbol: str, amount: Decimal) -> None:
+    into[symbol] = into.get(symbol, Decimal(0)) + amount
 
 
 @dataclass(frozen=True)

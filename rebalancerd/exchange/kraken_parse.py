@@ -65,25 +65,12 @@ def quote(pair: str, row: Mapping[str, Any], observed_at: datetime) -> Quote:
 
 
 def balances(rows: Mapping[str, Mapping[str, Any]], names: AssetNames) -> Balances:
-    """BalanceEx rows: available = balance - hold_trade; suffixed assets are locked."""
-    tradable: dict[str, Decimal] = {}
-    locked: dict[str, Decimal] = {}
-    for asset_id, row in rows.items():
-        symbol = names.plain(asset_id)
-        total = dec(row.get("balance", 0))
-        # Credit lines are borrowed money: never counted as spendable.
-        hold = dec(row.get("hold_trade", 0))
-        if names.is_locked(asset_id):
-            _add(locked, symbol, total)
-            continue
-        _add(tradable, symbol, total - hold)
-        if hold:
-            _add(locked, symbol, hold)
-    return Balances(tradable=tradable, locked={k: v for k, v in locked.items() if v})
-
-
-def _add(into: dict[str, Decimal], symbol: str, amount: Decimal) -> None:
-    into[symbol] = into.get(symbol, Decimal(0)) + amount
+    """BalanceEx rows: available = balance - hold_trade, Rewards (.F) rows included."""
+    # Credit lines are borrowed money: never counted as spendable.
+    return Balances.from_rows(
+        (names.plain(asset_id), dec(row.get("balance", 0)), dec(row.get("hold_trade", 0)))
+        for asset_id, row in rows.items()
+    )
 
 
 def order_state(txid: str, row: Mapping[str, Any], pair: str) -> OrderState:

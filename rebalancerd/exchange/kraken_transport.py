@@ -137,7 +137,9 @@ class KrakenTransport:
             raise NoReply(method, "reply is not JSON", sent=True, status=status) from None
         if not isinstance(doc, dict):
             raise NoReply(method, "reply is not a JSON object", sent=True, status=status)
-        messages = [str(e) for e in doc.get("error") or []]
+        raw_errors = doc.get("error") or []
+        # Some gateways answer `"error": "EService:..."`: one error, not one per character.
+        messages = [raw_errors] if isinstance(raw_errors, str) else [str(e) for e in raw_errors]
         errors = [e for e in messages if not e.startswith("W")]
         for warning in set(messages) - set(errors):
             logger.warning("kraken %s warning: %s", method, warning)

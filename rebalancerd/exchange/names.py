@@ -32,10 +32,21 @@ LEGACY_IDS: Mapping[str, str] = {
 }
 
 
+# Kraken Rewards rows (XBT.F) are spent through the base asset ("use USDT to transact with
+# your USDT and USDT.F balances"): they are holdings of it, not locked coins.
+REWARDS_SUFFIX = "F"
+
+
 def split_suffix(asset_id: str) -> tuple[str, str | None]:
     """`DOT.S` -> (`DOT`, `S`); `XXBT` -> (`XXBT`, None)."""
     base, dot, suffix = asset_id.partition(".")
     return (base, suffix) if dot else (asset_id, None)
+
+
+def holding_of(symbol: str) -> str | None:
+    """The symbol whose tradable amount a balance row adds to: BTC.F -> BTC; None if locked."""
+    base, suffix = split_suffix(symbol)
+    return base if suffix in (None, REWARDS_SUFFIX) else None
 
 
 def _code_of(asset_id: str, altname: str) -> str:
@@ -80,10 +91,11 @@ class AssetNames:
         return f"{code}.{suffix}" if suffix is not None else code
 
     def is_locked(self, asset_id: str) -> bool:
-        """True for suffixed (staked, reward, held) balances, which are never sold."""
-        # Known: staked .S/.P, opt-in rewards .M, Kraken Rewards .F, yield-bearing .B,
-        # tokenized .T, held .HOLD. Unknown suffixes count too: never sell what is not understood.
-        return split_suffix(asset_id)[1] is not None
+        """True for bonded balances (staked, opt-in rewards, held), which are never sold."""
+        # Known: staked .S/.P, opt-in rewards .M, yield-bearing .B, tokenized .T, held .HOLD.
+        # Unknown suffixes count too: never sell what is not understood. Kraken Rewards (.F)
+        # is the exception: Kraken sells it through the base asset.
+        return holding_of(asset_id) is None
 
     def asset_id(self, plain: str) -> str:
         """Kraken asset id of a plain symbol: BTC -> XXBT, EUR -> ZEUR, SOL -> SOL."""

@@ -16,6 +16,7 @@ from rebalancerd.exchange.base import (
     Quote,
     RejectedError,
 )
+from rebalancerd.exchange.names import REWARDS_SUFFIX
 
 FEE_STEP = Decimal("1E-8")  # fees are rounded UP to this many quote units: never undercharged
 
@@ -154,6 +155,21 @@ def fill(
     return state, deltas
 
 
+def draw_spot_first(
+    deltas: Mapping[str, Decimal], amounts: Mapping[str, Decimal]
+) -> dict[str, Decimal]:
+    """Deltas with each debit taken from the spot row, the rest from its Rewards (.F) row."""
+    out: dict[str, Decimal] = {}
+    for asset, delta in deltas.items():
+        spot = max(amounts.get(asset, Decimal(0)), Decimal(0))
+        rewards = f"{asset}.{REWARDS_SUFFIX}"
+        if delta < 0 and -delta > spot and amounts.get(rewards, Decimal(0)) > 0:
+            out[asset], out[rewards] = -spot, delta + spot
+        else:
+            out[asset] = delta
+    return out
+
+
 class PaperExchange:
     """The Exchange Protocol on paper: fills at once at the market's bid/ask, never twice."""
 
@@ -178,11 +194,9 @@ class PaperExchange:
         await self._ledger.seed(self.account, balances)
 
     async def balances(self) -> Balances:
-        """Ledger balances; dotted (staked) symbols count as locked, as on Kraken."""
+        """Ledger balances: as on Kraken, Rewards (.F) rows are tradable, other dotted ones not."""
         amounts = await self._ledger.balances(self.account)
-        tradable = {s: a for s, a in amounts.items() if "." not in s}
-        locked = {s: a for s, a in amounts.items() if "." in s and a}
-        return Balances(tradable=tradable, locked=locked)
+        return Balances.from_rows((s, a, Decimal(0)) for s, a in amounts.items())
 
     async def pair_rules(self, bases: Sequence[str], quote: str) -> dict[str, PairRules]:
         """The market's rules (remembered, so orders can look their pair up again)."""
@@ -219,7 +233,10 @@ class PaperExchange:
                 cost=nothing,
                 fee=nothing,
             )
-        return await self._ledger.record_order(self.account, state, deltas)
+        amounts = await self._ledger.balances(self.account)
+        return await self._ledger.record_order(
+            self.account, state, draw_spot_first(deltas, amounts)
+        )
 
     async def _rules(self, pair: str) -> PairRules:
         """Fresh rules of `pair` (market status may have changed since planning)."""
