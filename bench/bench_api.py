@@ -34,16 +34,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from http_load import measure, run
 
-from rebalancerd.api import make_app
-from rebalancerd.api_http import CACHE
+from rebalancerd.api.app import make_app
+from rebalancerd.api.http import CACHE
 from rebalancerd.config import AccountSettings, PaperSettings, SchedulerSettings, Settings
-from rebalancerd.db import EmbeddedPostgres, connect_pool
-from rebalancerd.exchanges import build_exchanges, close_exchanges
+from rebalancerd.exchange.accounts import build_exchanges, close_exchanges
 from rebalancerd.metrics import Metrics
-from rebalancerd.migrations import load_migrations, migrate
-from rebalancerd.runner import new_owner_id
-from rebalancerd.scheduler import Scheduler
-from rebalancerd.store import PortfolioFields, Store
+from rebalancerd.runs.lifecycle import new_owner_id
+from rebalancerd.runs.loop import Scheduler
+from rebalancerd.store.embedded import EmbeddedPostgres, connect_pool
+from rebalancerd.store.migrations import load_migrations, migrate
+from rebalancerd.store.repository import PortfolioFields, Store
 
 STATUS = "/api/scheduler"
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rebalancerd.exchange.base import OrderRequest
-from rebalancerd.exchange.kraken import KrakenClient
+from rebalancerd.exchange.kraken.client import KrakenClient
+from rebalancerd.exchange.protocol import OrderRequest
 from tests.fake_kraken import FakeKraken
 
 BASES = ["BTC", "ETH", "SOL", "ADA"]

@@ -12,8 +12,8 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from rebalancerd.exchange.base import Balances, PairRules, Quote
-from rebalancerd.planner import PortfolioRules, plan
+from rebalancerd.exchange.protocol import Balances, PairRules, Quote
+from rebalancerd.planning.plan import PortfolioRules, plan
 
 ASSETS = 50
 NOW = datetime(2025, 10, 20, 10, 0, tzinfo=UTC)

@@ -23,9 +23,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from rebalancerd.db import EmbeddedPostgres, connect_pool
-from rebalancerd.migrations import load_migrations, migrate
-from rebalancerd.store import Store
+from rebalancerd.store.embedded import EmbeddedPostgres, connect_pool
+from rebalancerd.store.migrations import load_migrations, migrate
+from rebalancerd.store.repository import Store
 from tests.daemon_proc import DaemonProcess
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,17 +13,17 @@ from typing import Any
 
 from aiohttp import web
 
-from . import api
-from .config import ConfigError, Settings, load_settings
-from .db import EmbeddedPostgres, connect_pool
-from .exchange.base import Exchange
-from .exchanges import build_exchanges, close_exchanges
-from .metrics import Metrics
-from .migrations import load_migrations, migrate
-from .runner import new_owner_id
-from .scheduler import Scheduler
-from .store import Store
-from .systemd import Notifier, watchdog_interval, watchdog_loop
+from rebalancerd.api import app as api
+from rebalancerd.config import ConfigError, Settings, load_settings
+from rebalancerd.exchange.accounts import build_exchanges, close_exchanges
+from rebalancerd.exchange.protocol import Exchange
+from rebalancerd.metrics import Metrics
+from rebalancerd.runs.lifecycle import new_owner_id
+from rebalancerd.runs.loop import Scheduler
+from rebalancerd.store.embedded import EmbeddedPostgres, connect_pool
+from rebalancerd.store.migrations import load_migrations, migrate
+from rebalancerd.store.repository import Store
+from rebalancerd.systemd import Notifier, watchdog_interval, watchdog_loop
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Daemon:
             await migrate(conn, load_migrations())
         self.exchanges = await build_exchanges(settings, self.store)
         if self.demo:
-            from .demo import seed_demo
+            from rebalancerd.demo import seed_demo
 
             await seed_demo(self.store)
         metrics = Metrics()

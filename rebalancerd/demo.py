@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from .scheduler import first_slot
-from .store import PortfolioFields, Store
+from rebalancerd.runs.loop import first_slot
+from rebalancerd.store.repository import PortfolioFields, Store
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
-from rebalancerd.api import make_app
+from rebalancerd.api.app import make_app
 from rebalancerd.config import AccountSettings, HttpSettings, PaperSettings, Settings
-from rebalancerd.db import connect_pool
-from rebalancerd.exchanges import build_exchanges, close_exchanges
+from rebalancerd.exchange.accounts import build_exchanges, close_exchanges
 from rebalancerd.metrics import Metrics
-from rebalancerd.runner import new_owner_id
-from rebalancerd.scheduler import Scheduler
-from rebalancerd.store import Store
+from rebalancerd.runs.lifecycle import new_owner_id
+from rebalancerd.runs.loop import Scheduler
+from rebalancerd.store.embedded import connect_pool
+from rebalancerd.store.repository import Store
 
 # The original's curl body, verbatim.
 ORIGINAL_BODY = {

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from rebalancerd.db import EmbeddedPostgres, connect_pool
-from rebalancerd.migrations import load_migrations, migrate
-from rebalancerd.store import Store
+from rebalancerd.store.embedded import EmbeddedPostgres, connect_pool
+from rebalancerd.store.migrations import load_migrations, migrate
+from rebalancerd.store.repository import Store
 
 TEMPLATE = "rebalancerd_test_template"
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from rebalancerd.models import Portfolio
-from rebalancerd.store import PortfolioFields, Store
+from rebalancerd.store.repository import PortfolioFields, Store
+from rebalancerd.store.rows import Portfolio
 
 
 def fields(**overrides: Any) -> PortfolioFields:

@@ -8,7 +8,8 @@ from dataclasses import replace
 from decimal import ROUND_UP, Decimal
 from typing import Protocol
 
-from rebalancerd.exchange.base import (
+from rebalancerd.exchange.names import REWARDS_SUFFIX
+from rebalancerd.exchange.protocol import (
     Balances,
     OrderRequest,
     OrderState,
@@ -16,7 +17,6 @@ from rebalancerd.exchange.base import (
     Quote,
     RejectedError,
 )
-from rebalancerd.exchange.names import REWARDS_SUFFIX
 
 FEE_STEP = Decimal("1E-8")  # fees are rounded UP to this many quote units: never undercharged
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 
-from rebalancerd.exchange.base import PairRules, Quote, RejectedError
+from rebalancerd.exchange.protocol import PairRules, Quote, RejectedError
 
 QUOTE = "EUR"
 OCTAVES = 16  # random-walk-like up to 2**16 minutes (~45 days), bounded beyond

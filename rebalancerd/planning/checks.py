@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from rebalancerd.exchange.base import PairRules, Quote
-from rebalancerd.planning.model import (
+from rebalancerd.exchange.protocol import PairRules, Quote
+from rebalancerd.planning.types import (
     HUNDRED,
     ONE,
     ZERO,

@@ -1,0 +1,247 @@
+"""The HTTP API (aiohttp): scheduler control, portfolios, history, health, metrics, OpenAPI.
+
+Auth: with a token configured every /api/* route needs `Authorization: Bearer <token>`.
+/healthz stays open for probes. /metrics stays open too, as Prometheus scrapers usually are:
+it carries counters, timestamps and portfolio ids, never balances, orders or secrets; where
+even that must stay private, keep the listener on loopback or filter /metrics in front.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from pydantic import ValidationError
+
+from rebalancerd.api import portfolios
+from rebalancerd.api.bodies import HistoryFilter, HistoryQuery, SchedulerControl, TriggerRequest
+from rebalancerd.api.http import (
+    CACHE,
+    METRICS,
+    SCHEDULER,
+    SETTINGS,
+    STORE,
+    ApiError,
+    ScheduleCache,
+    accepts_gzip,
+    describe,
+    dumps,
+    fail,
+    json_body,
+    query,
+    raw_reply,
+    reply,
+)
+from rebalancerd.api.openapi import openapi_document
+from rebalancerd.config import Settings
+from rebalancerd.metrics import CONTENT_TYPE_LATEST, Metrics
+from rebalancerd.runs.loop import PortfolioBusy, PortfolioNotFound, Scheduler
+from rebalancerd.store.repository import Store
+from rebalancerd.store.rows import to_number
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+DB_DOWN = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+CENT = Decimal("0.01")
+
+
+def make_app(
+    settings: Settings, store: Store, scheduler: Scheduler, metrics: Metrics
+) -> web.Application:
+    """The application, with error and auth middlewares."""
+    app = web.Application(
+        middlewares=[_errors, _auth(_token(settings))],
+        client_max_size=settings.http.max_body_bytes,
+    )
+    app[STORE] = store
+    app[SCHEDULER] = scheduler
+    app[METRICS] = metrics
+    app[SETTINGS] = settings
+    app[CACHE] = ScheduleCache(store)
+    # Any change the scheduler hears of (other daemons' writes, finished runs) refreshes it.
+    scheduler.wake_hooks.append(app[CACHE].invalidate)
+    openapi = dumps(openapi_document())
+    add = app.router.add_route
+    add("GET", "/healthz", _health(store))
+    add("GET", "/metrics", metrics_route)
+    add("GET", "/api/openapi.json", _fixed(openapi))
+    add("GET", "/api/scheduler", scheduler_status)
+    add("POST", "/api/scheduler", scheduler_control)
+    add("POST", "/api/scheduler/trigger", scheduler_trigger)
+    add("GET", "/api/portfolios/manage", portfolios.list_portfolios)
+    add("POST", "/api/portfolios/manage", portfolios.create_portfolio)
+    add("PUT", "/api/portfolios/manage", portfolios.update_portfolio)
+    add("DELETE", "/api/portfolios/manage", portfolios.delete_portfolio)
+    add("GET", "/api/portfolios/plan", portfolios.plan_preview)
+    add("GET", "/api/history", history_list)
+    add("GET", "/api/history/stats", history_stats)
+    return app
+
+
+def _fixed(body: bytes) -> Handler:
+    """A route that always answers the same JSON bytes."""
+
+    async def handler(_request: web.Request) -> web.Response:
+        return raw_reply(body)
+
+    return handler
+
+
+def _token(settings: Settings) -> str | None:
+    secret = settings.http.api_token
+    return None if secret is None else secret.get_secret_value()
+
+
+def _digest(text: str) -> bytes:
+    # Comparing fixed-size digests keeps even the token's length out of the timing.
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()
+
+
+def _auth(token: str | None) -> Any:
+    expected = None if token is None else _digest(token)
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if expected is not None and request.path.startswith("/api/"):
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            ok = hmac.compare_digest(_digest(given.strip()), expected)
+            if scheme.lower() != "bearer" or not ok:
+                return fail(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+        return await handler(request)
+
+    return auth
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return fail(exc.status, exc.message)
+    except ValidationError as exc:
+        return fail(400, describe(exc))
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS].http.max_body_bytes
+        return fail(413, f"request body too large (limit {limit} bytes)")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return fail(exc.status, exc.reason, allow)
+    except DB_DOWN as exc:
+        log.error("[API] %s %s: database unavailable (%s)", request.method, request.path, exc)
+        return fail(503, "database unavailable; try again shortly")
+    except Exception:
+        log.exception("[API] %s %s failed", request.method, request.path)
+        return fail(500, "internal error")
+
+
+def _health(store: Store, ttl: float = 1.0) -> Handler:
+    """/healthz; the database ping is shared for `ttl` seconds so probes stay cheap."""
+    last = {"at": -ttl, "ok": False}
+
+    async def healthz(_request: web.Request) -> web.Response:
+        if time.monotonic() - last["at"] >= ttl:
+            last["ok"] = await store.ping()
+            last["at"] = time.monotonic()
+        ok = bool(last["ok"])
+        return reply({"status": "ok" if ok else "degraded", "database": ok}, 200 if ok else 503)
+
+    return healthz
+
+
+async def metrics_route(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def scheduler_status(request: web.Request) -> web.Response:
+    status = dumps(request.app[SCHEDULER].status())
+    gzipped = accepts_gzip(request)
+    response = raw_reply(await request.app[CACHE].status_reply(status, gzipped))
+    response.headers["Vary"] = "Accept-Encoding"
+    if gzipped:
+        response.headers["Content-Encoding"] = "gzip"
+    return response
+
+
+async def scheduler_control(request: web.Request) -> web.Response:
+    body = SchedulerControl.model_validate(await json_body(request))
+    patch = body.config.model_dump(by_alias=True, exclude_unset=True) if body.config else None
+    scheduler = request.app[SCHEDULER]
+    config = await scheduler.control(body.action, patch)
+    message = {
+        "start": "Scheduler started",
+        "stop": "Scheduler stopped",
+        "restart": "Scheduler restarted",
+        "update-config": "Configuration updated",
+    }[body.action]
+    return reply(
+        {
+            "success": True,
+            "message": message,
+            "config": config.to_api(),
+            "status": scheduler.status(),
+        }
+    )
+
+
+async def scheduler_trigger(request: web.Request) -> web.Response:
+    body = TriggerRequest.model_validate(await json_body(request))
+    pid = body.portfolio_id
+    try:
+        record = await request.app[SCHEDULER].trigger(pid, body.dry_run, "api")
+    except PortfolioNotFound:
+        raise ApiError(404, f"portfolio {pid} not found") from None
+    except PortfolioBusy:
+        raise ApiError(409, f"portfolio {pid} is being rebalanced right now") from None
+    finally:
+        request.app[CACHE].invalidate()  # lastRebalancedAt moved
+    if record is None:
+        raise ApiError(409, f"the run of portfolio {pid} was taken over by another daemon")
+    message = "Rebalance completed" if record.success else "Rebalance failed"
+    if record.success and record.dry_run:
+        message = "Dry run completed: orders planned, none placed"
+    return reply({"success": record.success, "message": message, "history": record.to_api()})
+
+
+async def history_list(request: web.Request) -> web.Response:
+    q = query(request, HistoryQuery)
+    records = await request.app[STORE].list_history(
+        q.portfolio_id, q.success, q.from_, q.to, q.limit, q.offset
+    )
+    return reply(
+        {
+            "success": True,
+            "history": [r.to_api() for r in records],
+            "count": len(records),
+            "limit": q.limit,
+            "offset": q.offset,
+        }
+    )
+
+
+async def history_stats(request: web.Request) -> web.Response:
+    q = query(request, HistoryFilter)
+    store = request.app[STORE]
+    row = await store.history_stats(q.portfolio_id, q.success, q.from_, q.to)
+    last = await store.last_successes()
+    if q.portfolio_id is not None:
+        last = {k: v for k, v in last.items() if k == q.portfolio_id}
+    average = row["average_portfolio_value"]
+    stats = {
+        "count": row["count"],
+        "totalValueTraded": to_number(row["total_value_traded"]),
+        "averagePortfolioValue": None if average is None else to_number(average.quantize(CENT)),
+        "successful": row["successful"],
+        "failed": row["failed"],
+        "lastSuccessByPortfolio": last,
+    }
+    return reply({"success": True, "stats": stats})

@@ -1,0 +1,244 @@
+"""The OpenAPI 3.1 document of the HTTP API: request schemas come from the pydantic models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from rebalancerd.api.bodies import (
+    HistoryFilter,
+    HistoryQuery,
+    IdQuery,
+    PortfolioCreate,
+    PortfolioUpdate,
+    SchedulerControl,
+    TriggerRequest,
+)
+
+REF = "#/components/schemas/{model}"
+BODIES = (PortfolioCreate, PortfolioUpdate, SchedulerControl, TriggerRequest)
+ERRORS = {
+    400: "Invalid input (the error names the field)",
+    401: "Missing or wrong bearer token (only when the daemon has a token)",
+    404: "No portfolio has that id",
+    409: "Conflict: the portfolio is running, or the account is taken",
+    413: "Request body over the size limit",
+    422: "Valid input the daemon cannot act on (e.g. an unconfigured account)",
+    502: "The exchange failed (plan preview only)",
+    503: "Database unavailable",
+}
+_TYPES: dict[str, dict[str, Any]] = {
+    "time": {"type": "string", "format": "date-time"},
+    "strings": {"type": "array", "items": {"type": "string"}},
+    "objects": {"type": "array", "items": {"type": "object"}},
+}
+
+
+def ref(name: str) -> dict[str, str]:
+    """A reference to a schema under components."""
+    return {"$ref": REF.format(model=name)}
+
+
+def _type(spec: str | dict[str, Any]) -> dict[str, Any]:
+    """'string', 'time?' (nullable), or a schema as it is."""
+    if isinstance(spec, dict):
+        return spec
+    name, nullable = spec.rstrip("?"), spec.endswith("?")
+    schema: dict[str, Any] = dict(_TYPES.get(name, {"type": name}))
+    if nullable:
+        schema["type"] = [schema["type"], "null"]
+    return schema
+
+
+def shape(required: str, **props: str | dict[str, Any]) -> dict[str, Any]:
+    """An object schema: `required` names its required properties, space-separated."""
+    names = required.split() if required != "*" else list(props)
+    return {
+        "type": "object",
+        "required": names,
+        "properties": {k: _type(v) for k, v in props.items()},
+    }
+
+
+def ok(**props: str | dict[str, Any]) -> dict[str, Any]:
+    """A success reply: {"success": true, ...props}, all required."""
+    return shape("*", success={"const": True}, **props)
+
+
+def array(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": item}
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": shape("*", success={"const": False}, error="string"),
+    "Portfolio": shape(
+        "id name account targetWeights rebalanceEnabled rebalanceInterval",
+        id="string", name="string", userId="string?", account="string",
+        targetWeights={"type": "object", "additionalProperties": {"type": "number"}},
+        rebalanceEnabled="boolean", rebalanceInterval="string", rebalanceThreshold="number",
+        maxOrdersPerRebalance="integer?", lastRebalancedAt="time?", nextRebalanceAt="time?",
+        createdAt="time", updatedAt="time", scheduleTimezone="string?",
+        driftBandAbs="number?", driftBandRel="number?", failureCount="integer",
+    ),
+    "HistoryRecord": shape(
+        "id portfolioId executedAt success dryRun",
+        id="string", portfolioId="string", executedAt="time", success="boolean",
+        dryRun="boolean", portfolioValue="number", ordersPlanned="integer",
+        ordersExecuted="integer", ordersFailed="integer", totalValueTraded="number",
+        orders="objects", errors="strings?", triggeredBy="string", duration="integer?",
+    ),
+    "SchedulerConfigState": shape(
+        "*", enabled="boolean", checkInterval="string", dryRunMode="boolean"
+    ),
+    "SchedulerState": shape(
+        "isRunning config activeTasks",
+        isRunning="boolean", config=ref("SchedulerConfigState"), activeTasks="integer",
+        nextWakeAt="time?", instance="string",
+    ),
+    "ScheduleItem": shape(
+        "*", id="string", name="string", rebalanceInterval="string",
+        lastRebalancedAt="time?", nextRebalanceAt="time?",
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Route:
+    """One documented operation."""
+
+    method: str
+    path: str
+    summary: str
+    reply: dict[str, Any]
+    errors: tuple[int, ...] = (400,)
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    status: int = 200
+    open: bool = False  # served without the token
+    media: str = "application/json"
+
+
+STATS = shape(
+    "*", count="integer", totalValueTraded="number", averagePortfolioValue="number?",
+    successful="integer", failed="integer",
+    lastSuccessByPortfolio={"type": "object", "additionalProperties": _type("time")},
+)  # fmt: skip
+PORTFOLIO_REPLY = ok(portfolio=ref("Portfolio"), message="string")
+ROUTES = (
+    Route("get", "/healthz", "Liveness and database reachability (open without a token)",
+          shape("*", status="string", database="boolean"), (503,), open=True),
+    Route("get", "/metrics", "Prometheus metrics (open without a token: no balances or secrets)",
+          {"type": "string"}, (), open=True, media="text/plain"),
+    Route("get", "/api/openapi.json", "This document", {"type": "object"}, ()),
+    Route("get", "/api/scheduler", "Scheduler status and the schedule of enabled portfolios",
+          ok(status=ref("SchedulerState"), schedule=array(ref("ScheduleItem"))), (503,)),
+    Route("post", "/api/scheduler", "start | stop | restart | update-config (every daemon obeys)",
+          ok(message="string", config=ref("SchedulerConfigState"), status=ref("SchedulerState")),
+          body=SchedulerControl),
+    Route("post", "/api/scheduler/trigger",
+          "Rebalance one portfolio now; `success` says whether the run succeeded",
+          shape("*", success="boolean", message="string", history=ref("HistoryRecord")),
+          (400, 404, 409), body=TriggerRequest),
+    Route("get", "/api/portfolios/manage", "List portfolios",
+          ok(portfolios=array(ref("Portfolio")), count="integer"), ()),
+    Route("post", "/api/portfolios/manage", "Create a portfolio", PORTFOLIO_REPLY,
+          (400, 409, 422), body=PortfolioCreate, status=201),
+    Route("put", "/api/portfolios/manage", "Update some fields of a portfolio (`id` required)",
+          PORTFOLIO_REPLY, (400, 404, 409, 422), body=PortfolioUpdate),
+    Route("delete", "/api/portfolios/manage", "Delete a portfolio (its history stays)",
+          ok(message="string"), (404, 409), query=IdQuery),
+    Route("get", "/api/portfolios/plan",
+          "What a run would trade now and why each skip (asks the exchange, places nothing)",
+          ok(portfolioId="string", portfolioValue="number", plan="object?", errors="strings"),
+          (404, 422, 502), query=IdQuery),
+    Route("get", "/api/history", "Rebalance history, newest first",
+          ok(history=array(ref("HistoryRecord")), count="integer", limit="integer",
+             offset="integer"), query=HistoryQuery),
+    Route("get", "/api/history/stats",
+          "Count, value traded, average portfolio value, last success per portfolio",
+          ok(stats=STATS), query=HistoryFilter),
+)  # fmt: skip
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """One `in: query` parameter per field of a query model (null is not a query value)."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    params = []
+    for name, prop in schema["properties"].items():
+        options = [s for s in prop.get("anyOf", [prop]) if s.get("type") != "null"]
+        clean = {k: v for k, v in options[0].items() if k != "title"}
+        if prop.get("default") is not None:
+            clean["default"] = prop["default"]
+        params.append({"name": name, "in": "query", "required": name in required, "schema": clean})
+    return params
+
+
+def _responses(route: Route) -> dict[str, Any]:
+    codes: set[int] = set(route.errors)
+    codes |= {413} if route.body else set()
+    codes |= {400} if route.query else set()
+    codes |= set() if route.open else {401}
+    content = {route.media: {"schema": route.reply}}
+    responses: dict[str, Any] = {str(route.status): {"description": "OK", "content": content}}
+    for code in sorted(codes):
+        responses[str(code)] = {"$ref": f"#/components/responses/E{code}"}
+    return responses
+
+
+def operation(route: Route) -> dict[str, Any]:
+    """The OpenAPI operation object of one route."""
+    op: dict[str, Any] = {"summary": route.summary, "responses": _responses(route)}
+    if route.body is not None:
+        schema = {"application/json": {"schema": ref(route.body.__name__)}}
+        op["requestBody"] = {"required": True, "content": schema}
+    if route.query is not None:
+        op["parameters"] = query_parameters(route.query)
+    if route.open:
+        op["security"] = []
+    return op
+
+
+def _strip_titles(node: Any) -> Any:
+    """Drop pydantic's generated titles ("Rebalancethreshold"): the property names say it."""
+    if isinstance(node, dict):
+        kept = {k: v for k, v in node.items() if not (k == "title" and isinstance(v, str))}
+        return {k: _strip_titles(v) for k, v in kept.items()}
+    if isinstance(node, list):
+        return [_strip_titles(v) for v in node]
+    return node
+
+
+def _paths(routes: Iterable[Route]) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method] = operation(route)
+    return paths
+
+
+def openapi_document() -> dict[str, Any]:
+    """The whole document (the app builds it once at start)."""
+    _, generated = models_json_schema([(m, "validation") for m in BODIES], ref_template=REF)
+    error = {"application/json": {"schema": ref("Error")}}
+    errors = {f"E{c}": {"description": text, "content": error} for c, text in ERRORS.items()}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "rebalancerd",
+            "version": "1",
+            "description": "Control API of rebalancerd. With a configured token every /api/* "
+            "route needs `Authorization: Bearer <token>`. Errors are "
+            '{"success": false, "error": "..."}.',
+        },
+        "security": [{"bearerAuth": []}, {}],  # {}: no token configured, no header needed
+        "paths": _paths(ROUTES),
+        "components": {
+            "schemas": {**_strip_titles(generated.get("$defs", {})), **SCHEMAS},
+            "responses": errors,
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,1 @@
+"""The command line: argument parsing, and the client commands that talk to a running daemon."""

@@ -1,0 +1,1 @@
+"""Kraken's REST API: signed transport, nonces, rate limits, retries, parsing, and the client."""

@@ -1,0 +1,239 @@
+"""Pure rebalance planning: balances, quotes, pair rules and targets in; orders with reasons out.
+
+No I/O and no clock: `now` is an argument. Money is Decimal throughout. Held assets are valued
+at mid; every order is priced where it will fill (bid for sells, ask for buys) and pays its fee
+in EUR (Kraken's fciq), so sells bring value - fee and buys cost value + fee.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import ROUND_DOWN, ROUND_FLOOR, Context, Decimal
+
+from rebalancerd.exchange.protocol import Balances, PairRules, Quote, Side
+from rebalancerd.planning.checks import data_problem, mid, order_problem, out_of_band, validate
+from rebalancerd.planning.types import (
+    HUNDRED,
+    ZERO,
+    Plan,
+    PlannedOrder,
+    PortfolioRules,
+    Skip,
+    money,
+    sum_of,
+)
+
+__all__ = [
+    "Plan",
+    "PlannedOrder",
+    "PortfolioRules",
+    "Skip",
+    "current_weights",
+    "mid",
+    "out_of_band",
+    "plan",
+    "size_buys",
+]
+
+# Scaling rounds toward zero so scaled buys can never cost more than the cash there is.
+_FLOOR = Context(prec=28, rounding=ROUND_FLOOR)
+
+
+def plan(
+    balances: Balances,
+    quotes: Mapping[str, Quote],
+    pairs: Mapping[str, PairRules],
+    fee_rate: Decimal,
+    rules: PortfolioRules,
+    now: datetime,
+    cash: str = "EUR",
+) -> Plan:
+    """The orders that bring the portfolio back to its target weights, or why there are none."""
+    validate(rules, fee_rate)
+    targets = dict(rules.target_weights)
+    targets.setdefault(cash, ZERO)
+    assets = sorted(s for s in targets if s != cash)
+    problem = data_problem(assets, quotes, pairs, rules, now, cash)
+    if problem is not None:
+        return Plan(ZERO, {}, targets, {}, aborted=problem)
+    # Only tradable amounts count: staked and held balances are neither spendable nor sold.
+    amounts = {s: balances.tradable.get(s, ZERO) for s in [*assets, cash]}
+    values = _values(amounts, quotes, cash)
+    total = sum_of(values.values())
+    current = _weights(values)
+    reserve = total * targets[cash] / HUNDRED
+    sells, wanted, skips = _candidates(assets, amounts, values, quotes, pairs, fee_rate, rules)
+    sells, wanted, dropped = _select(sells, wanted, amounts[cash] - reserve, rules.max_orders)
+    budget = amounts[cash] - reserve + sum_of(o.value - o.fee for o in sells)
+    buys, unfunded = size_buys(wanted, budget, quotes, pairs, fee_rate)
+    orders = (*sells, *buys)
+    skips += [*dropped, *unfunded]
+    if not out_of_band(current, rules.target_weights, rules.band_abs, rules.band_rel):
+        skips += [
+            Skip(o.symbol, o.side, o.value, "portfolio is within its drift bands") for o in orders
+        ]
+        return Plan(total, current, targets, current, (), tuple(skips), ZERO, reserve)
+    expected = _weights(_values(_after(amounts, orders, cash), quotes, cash))
+    fees = sum_of(o.fee for o in orders)
+    return Plan(total, current, targets, expected, orders, tuple(skips), fees, reserve)
+
+
+def size_buys(
+    buys: Sequence[PlannedOrder],
+    eur_available: Decimal,
+    quotes: Mapping[str, Quote],
+    pairs: Mapping[str, PairRules],
+    fee_rate: Decimal,
+) -> tuple[tuple[PlannedOrder, ...], tuple[Skip, ...]]:
+    """Re-price buys at the ask and scale them down together until cost plus fees fit the cash."""
+    # eur_available is what may be spent: the real EUR balance minus Plan.cash_reserve.
+    available = max(eur_available, ZERO)
+    priced: list[PlannedOrder] = []
+    skips: list[Skip] = []
+    for buy in buys:
+        quote, rules = quotes.get(buy.symbol), pairs.get(buy.symbol)
+        if quote is None or rules is None or quote.ask <= 0:
+            skips.append(Skip(buy.symbol, "buy", buy.value, f"no usable quote for {buy.symbol}"))
+        else:
+            priced.append(
+                _order(rules, quote, fee_rate, buy.symbol, buy.side, buy.volume, buy.deviation)
+            )
+    need = sum_of(o.value + o.fee for o in priced)
+    # Never more than planned: spare cash stays cash rather than growing a buy past its target.
+    short = need > available
+    note = f" after sizing to {money(available)} available" if short else ""
+    sized: list[PlannedOrder] = []
+    for order in priced:
+        rules = pairs[order.symbol]
+        volume = _scaled(order.volume, available, need) if short else order.volume
+        scaled = _order(
+            rules, quotes[order.symbol], fee_rate, order.symbol, order.side, volume, order.deviation
+        )
+        problem = order_problem(rules, scaled)
+        if problem is None:
+            sized.append(scaled)
+        else:
+            skips.append(Skip(order.symbol, "buy", scaled.value, problem + note))
+    return tuple(sized), tuple(skips)
+
+
+def current_weights(
+    balances: Balances, quotes: Mapping[str, Quote], symbols: Sequence[str], cash: str = "EUR"
+) -> dict[str, Decimal]:
+    """Weights (percent, at mid) of the symbols' tradable amounts and of the cash."""
+    amounts = {s: balances.tradable.get(s, ZERO) for s in [*symbols, cash]}
+    return _weights(_values(amounts, quotes, cash))
+
+
+def _values(
+    amounts: Mapping[str, Decimal], quotes: Mapping[str, Quote], cash: str
+) -> dict[str, Decimal]:
+    """EUR value of each amount at mid."""
+    # Mid, not bid: fair to assets and cash alike (bid would make cash look overweight), and
+    # the spread an order really pays is already in its own bid/ask price and expected weights.
+    return {s: a if s == cash else a * mid(quotes[s]) for s, a in amounts.items()}
+
+
+def _weights(values: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    """Percent of the total per symbol; all zero for an empty portfolio."""
+    total = sum_of(values.values())
+    return {s: v * HUNDRED / total if total else ZERO for s, v in values.items()}
+
+
+def _candidates(
+    assets: Sequence[str],
+    amounts: Mapping[str, Decimal],
+    values: Mapping[str, Decimal],
+    quotes: Mapping[str, Quote],
+    pairs: Mapping[str, PairRules],
+    fee_rate: Decimal,
+    rules: PortfolioRules,
+) -> tuple[list[PlannedOrder], list[PlannedOrder], list[Skip]]:
+    """Full-size sells and buys back to target (not to a band edge), and what is skipped."""
+    total = sum_of(values.values())
+    sells: list[PlannedOrder] = []
+    buys: list[PlannedOrder] = []
+    skips: list[Skip] = []
+    for symbol in assets:
+        gap = total * rules.target_weights[symbol] / HUNDRED - values[symbol]
+        if gap == 0:
+            continue
+        side: Side = "buy" if gap > 0 else "sell"
+        if abs(gap) < rules.threshold:
+            reason = f"deviation {money(abs(gap))} below threshold {money(rules.threshold)}"
+            skips.append(Skip(symbol, side, abs(gap), reason))
+            continue
+        volume = abs(gap) / mid(quotes[symbol])
+        if side == "sell":  # never more than is held (held amounts may carry more decimals)
+            volume = min(volume, _round_down(amounts[symbol], pairs[symbol].lot_decimals))
+        order = _order(pairs[symbol], quotes[symbol], fee_rate, symbol, side, volume, abs(gap))
+        problem = order_problem(pairs[symbol], order)
+        if problem is not None:
+            skips.append(Skip(symbol, side, order.value, problem))
+        else:
+            (sells if side == "sell" else buys).append(order)
+    return _ranked(sells), _ranked(buys), skips
+
+
+def _select(
+    sells: list[PlannedOrder], buys: list[PlannedOrder], cash: Decimal, max_orders: int | None
+) -> tuple[list[PlannedOrder], list[PlannedOrder], list[Skip]]:
+    """Keep the max_orders orders that correct the most EUR deviation and can be paid for."""
+    # Greedy: a sell corrects its whole deviation and adds cash; a buy corrects only what the
+    # cash kept so far pays for, so an unfunded buy never takes the place of the sell funding it.
+    if max_orders is None:
+        return sells, buys, []
+    pool = _ranked([*sells, *buys])
+    kept: list[PlannedOrder] = []
+    while pool and len(kept) < max_orders:
+        best = max(pool, key=lambda o: o.deviation if o.side == "sell" else min(o.deviation, cash))
+        pool.remove(best)
+        kept.append(best)
+        cash += best.value - best.fee if best.side == "sell" else -(best.value + best.fee)
+    reason = f"not among the {max_orders} most important orders (max_orders)"
+    dropped = [Skip(o.symbol, o.side, o.value, reason) for o in pool]
+    return [o for o in sells if o in kept], [o for o in buys if o in kept], dropped
+
+
+def _scaled(volume: Decimal, available: Decimal, need: Decimal) -> Decimal:
+    """volume x available / need, rounded toward zero at every step."""
+    return _FLOOR.divide(_FLOOR.multiply(volume, available), need)
+
+
+def _ranked(orders: list[PlannedOrder]) -> list[PlannedOrder]:
+    """Largest deviation first, so the executor places the most important orders first."""
+    return sorted(orders, key=lambda o: (-o.deviation, o.symbol))
+
+
+def _order(
+    rules: PairRules,
+    quote: Quote,
+    fee_rate: Decimal,
+    symbol: str,
+    side: Side,
+    volume: Decimal,
+    deviation: Decimal,
+) -> PlannedOrder:
+    """An order with its volume rounded down to the lot, priced at the side's expected fill."""
+    volume = _round_down(volume, rules.lot_decimals)
+    price = quote.bid if side == "sell" else quote.ask
+    value = volume * price
+    return PlannedOrder(symbol, rules.pair, side, volume, price, value, value * fee_rate, deviation)
+
+
+def _after(
+    amounts: Mapping[str, Decimal], orders: Sequence[PlannedOrder], cash: str
+) -> dict[str, Decimal]:
+    """Amounts once every order has filled at its expected price, fees paid in EUR."""
+    after = dict(amounts)
+    for o in orders:
+        sign = 1 if o.side == "buy" else -1
+        after[o.symbol] += sign * o.volume
+        after[cash] -= sign * o.value + o.fee
+    return after
+
+
+def _round_down(volume: Decimal, decimals: int) -> Decimal:
+    """Volume truncated to the pair's lot precision: rounding up could sell or spend too much."""
+    return volume.quantize(Decimal(10) ** -decimals, rounding=ROUND_DOWN)

@@ -1,0 +1,246 @@
+"""Carry a claimed run to its end: lease kept alive, orders resolved, history written once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from rebalancerd import schedule
+from rebalancerd.exchange.protocol import Exchange, ExchangeError
+from rebalancerd.metrics import Metrics
+from rebalancerd.runs.trade import FINAL, Executor, RunOutcome, intent_json, record_state
+from rebalancerd.store.repository import Store, finish_run_or_none
+from rebalancerd.store.rows import HistoryRecord, OrderIntent, Portfolio, Run
+
+log = logging.getLogger(__name__)
+INTERRUPTED = "run interrupted (daemon stopped or lost); reconciled from the exchange"
+
+
+def new_owner_id() -> str:
+    """host:pid:nonce — enough to tell a dead daemon on this host from a live one elsewhere."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only when the owner ran on this host and its process is gone."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class RunManager:
+    """Executes runs and reconciles interrupted ones; one per daemon."""
+
+    def __init__(
+        self,
+        store: Store,
+        exchanges: Mapping[str, Exchange],
+        metrics: Metrics,
+        *,
+        owner: str,
+        lease_seconds: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.exchanges = exchanges
+        self.metrics = metrics
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self.executor = Executor(store, metrics, clock=clock)
+        self.stopping = asyncio.Event()  # set on shutdown: finish the current step, then end
+        self.active: dict[int, Run] = {}
+        self.heartbeat = time.monotonic()
+
+    async def execute(self, run: Run, portfolio: Portfolio) -> HistoryRecord | None:
+        """Run a claimed portfolio to completion and record it; None if the lease was lost."""
+        started = time.monotonic()
+        self.active[run.id] = run
+        lost = asyncio.Event()
+        keeper = asyncio.create_task(self._keep_lease(run, lost), name=f"lease-{run.id}")
+        try:
+            try:
+                outcome = await self._outcome(run, portfolio, lost)
+            except Exception as exc:  # one bad portfolio must not stop the loop for all
+                log.exception("[Rebalance:%s] ERROR: run failed unexpectedly", portfolio.id)
+                outcome = RunOutcome(errors=[f"run failed: {type(exc).__name__}: {exc}"])
+            record = await finish_run_or_none(
+                self.store, run, self.owner, outcome.history(run, started), _first(outcome)
+            )
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            del self.active[run.id]
+        self._report(run, portfolio, record, time.monotonic() - started)
+        if record is not None and not record.success and run.slot is not None:
+            await self._back_off(portfolio, run)
+        return record
+
+    async def _outcome(self, run: Run, portfolio: Portfolio, lost: asyncio.Event) -> RunOutcome:
+        exchange = self.exchanges.get(portfolio.account)
+        if exchange is None:
+            return RunOutcome(errors=[f"account {portfolio.account!r} is not configured"])
+        pending = await self._resolve_earlier(portfolio, exchange)
+        if pending:
+            return RunOutcome(errors=[f"earlier order {pending} is still unresolved; not trading"])
+        stop = _either(self.stopping, lost)
+        try:
+            return await self.executor.rebalance(run, portfolio, exchange, stop)
+        finally:
+            stop.cancel_watch()
+
+    async def _resolve_earlier(self, portfolio: Portfolio, exchange: Exchange) -> str | None:
+        """Settle orders of earlier runs whose outcome was unknown; the id of one still open."""
+        for intent in await self.store.unresolved_intents(portfolio.id):
+            try:
+                resolved = await resolve_intent(self.store, exchange, intent)
+            except ExchangeError as exc:
+                log.warning(
+                    "[Rebalance:%s] WARN: cannot look up order %s yet: %s",
+                    portfolio.id,
+                    intent.client_order_id,
+                    exc,
+                )
+                return intent.client_order_id
+            if resolved.status not in FINAL:
+                return resolved.client_order_id
+        return None
+
+    async def reconcile(self, run: Run) -> HistoryRecord | None:
+        """Finish a run another (dead) daemon left open, from what the exchange says."""
+        started = time.monotonic()
+        portfolio = await self.store.get_portfolio(run.portfolio_id)
+        exchange = self.exchanges.get(run.account)
+        intents = await self.store.run_intents(run.id)
+        outcome = RunOutcome(planned=len(intents))
+        for intent in intents:
+            if exchange is not None and intent.status not in FINAL:
+                try:
+                    intent = await resolve_intent(self.store, exchange, intent)
+                except ExchangeError as exc:
+                    outcome.errors.append(f"could not look up {intent.client_order_id}: {exc}")
+            outcome.orders.append(intent_json(intent))
+        outcome.errors.insert(0, INTERRUPTED)
+        record = await finish_run_or_none(
+            self.store, run, self.owner, outcome.history(run, started), outcome.errors[0]
+        )
+        log.warning(
+            "[Scheduler] Reconciled interrupted run %d of portfolio %s (%d orders)",
+            run.id,
+            run.portfolio_id,
+            len(intents),
+        )
+        if record is not None and portfolio is not None and run.slot is not None:
+            await self._back_off(portfolio, run)
+        return record
+
+    async def _keep_lease(self, run: Run, lost: asyncio.Event) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            self.heartbeat = time.monotonic()
+            try:
+                if not await self.store.extend_lease(run.id, self.owner, self.lease_seconds):
+                    log.error("[Scheduler] Lost the lease of run %d; stopping it", run.id)
+                    lost.set()
+                    return
+            except (OSError, ExchangeError) as exc:
+                log.warning("[Scheduler] Could not extend lease of run %d: %s", run.id, exc)
+
+    async def _back_off(self, portfolio: Portfolio, run: Run) -> None:
+        fresh = await self.store.get_portfolio(portfolio.id)
+        if fresh is None or not fresh.rebalance_enabled or run.slot is None:
+            return
+        rule = schedule.parse_rule(fresh.rebalance_interval, fresh.schedule_tz)
+        anchor = fresh.schedule_anchor or run.slot
+        retry = schedule.retry_after_failure(
+            rule, anchor, run.slot, self.clock(), fresh.failure_count
+        )
+        if fresh.next_rebalance_at is None or retry < fresh.next_rebalance_at:
+            await self.store.set_next_rebalance(None, portfolio.id, retry)
+        log.warning(
+            "[Scheduler] Portfolio %s failed %d time(s) in a row; next try at %s",
+            portfolio.id,
+            fresh.failure_count,
+            retry.isoformat(),
+        )
+
+    def _report(
+        self, run: Run, portfolio: Portfolio, record: HistoryRecord | None, seconds: float
+    ) -> None:
+        self.metrics.run_duration.observe(seconds)
+        if record is None:
+            self.metrics.runs.labels("fenced", run.triggered_by).inc()
+            return
+        outcome = "success" if record.success else "failure"
+        self.metrics.runs.labels(outcome, run.triggered_by).inc()
+        if record.success:
+            self.metrics.last_success.labels(portfolio.id).set(time.time())
+            log.info(
+                "[Scheduler] ✓ Portfolio rebalanced successfully: %s "
+                "(%d orders, €%.2f traded, %dms)",
+                portfolio.name,
+                record.orders_executed,
+                record.total_value_traded,
+                record.duration or 0,
+            )
+        else:
+            log.error(
+                "[Scheduler] ✗ Portfolio rebalance failed: %s (%s) %s",
+                portfolio.name,
+                portfolio.id,
+                "; ".join(record.errors or []),
+            )
+
+
+async def resolve_intent(store: Store, exchange: Exchange, intent: OrderIntent) -> OrderIntent:
+    """Ask the exchange what became of an order by its client order id."""
+    state = await exchange.find_order(intent.client_order_id)
+    if state is None:
+        return await store.update_intent(
+            intent.client_order_id, "not_placed", error="the exchange never received it"
+        )
+    return await record_state(store, intent.client_order_id, state)
+
+
+def _first(outcome: RunOutcome) -> str | None:
+    return outcome.errors[0] if outcome.errors else None
+
+
+class _Either(asyncio.Event):
+    """An event set when either of two others is (without polling)."""
+
+    def __init__(self, a: asyncio.Event, b: asyncio.Event) -> None:
+        super().__init__()
+        self._watch = asyncio.create_task(self._follow(a, b))
+
+    async def _follow(self, a: asyncio.Event, b: asyncio.Event) -> None:
+        wait_a, wait_b = asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())
+        try:
+            await asyncio.wait({wait_a, wait_b}, return_when=asyncio.FIRST_COMPLETED)
+            self.set()
+        finally:
+            wait_a.cancel()
+            wait_b.cancel()
+
+    def cancel_watch(self) -> None:
+        self._watch.cancel()
+
+
+def _either(a: asyncio.Event, b: asyncio.Event) -> _Either:
+    return _Either(a, b)

@@ -1,0 +1,114 @@
+"""Claims: any number of schedulers sharing a database run each due slot exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from rebalancerd.config import SchedulerSettings
+from rebalancerd.metrics import Metrics
+from rebalancerd.runs.loop import PortfolioBusy, PortfolioNotFound, Scheduler
+from rebalancerd.store.repository import AccountInUseError, Store
+from tests.factories import make_portfolio
+
+
+def scheduler(store: Store, owner: str, **settings: object) -> Scheduler:
+    return Scheduler(SchedulerSettings(**settings), store, {}, Metrics(), owner=owner)  # type: ignore[arg-type]
+
+
+async def test_two_schedulers_claim_thirty_portfolios_once_each(store: Store) -> None:
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    ids = {
+        (await make_portfolio(store, account=f"acct{i}", next_rebalance_at=past)).id
+        for i in range(30)
+    }
+    a, b = scheduler(store, "a"), scheduler(store, "b")
+
+    async def drain(s: Scheduler) -> list[str]:
+        got = []
+        while claimed := await s.claim_due(3, []):
+            got += [p.id for _, p in claimed]
+        return got
+
+    got_a, got_b = await asyncio.gather(drain(a), drain(b))
+    assert sorted(got_a + got_b) == sorted(ids)
+    assert not set(got_a) & set(got_b)
+    assert got_a and got_b  # both really took part
+    runs = await store.open_runs()
+    assert len(runs) == 30
+    assert {r.slot for r in runs} == {past}
+
+
+async def test_claim_advances_next_slot_and_skips_running(store: Store) -> None:
+    slot = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    p = await make_portfolio(store, next_rebalance_at=slot, rebalance_interval="daily")
+    s = scheduler(store, "a")
+    [(run, claimed)] = await s.claim_due(5, [])
+    assert claimed.id == p.id and run.slot == slot
+    fresh = await store.get_portfolio(p.id)
+    assert fresh is not None and fresh.next_rebalance_at is not None
+    # Missed days coalesce: the next slot is the first lattice point after now, not slot + 1 day.
+    now = datetime.now(UTC)
+    assert now < fresh.next_rebalance_at <= now + timedelta(days=1)
+    assert fresh.next_rebalance_at.time() == slot.time()
+    # Make it due again while its run is open: nobody may claim it.
+    await store.set_next_rebalance(None, p.id, slot - timedelta(days=1))
+    assert await s.claim_due(5, []) == []
+    assert await scheduler(store, "b").claim_due(5, []) == []
+
+
+async def test_a_slot_runs_once_even_if_due_again(store: Store) -> None:
+    slot = datetime.now(UTC) - timedelta(hours=1)
+    p = await make_portfolio(store, next_rebalance_at=slot, rebalance_interval="hourly")
+    s = scheduler(store, "a")
+    [(run, _)] = await s.claim_due(5, [])
+    record = await s.runs.execute(run, p)  # no exchange for "default": fails, but finishes
+    assert record is not None and not record.success
+    await store.set_next_rebalance(None, p.id, slot)  # the same slot comes round again
+    assert await s.claim_due(5, []) == []  # the unique (portfolio, slot) key holds
+
+
+async def test_busy_accounts_are_left_for_later(store: Store) -> None:
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    await make_portfolio(store, account="x", next_rebalance_at=past)
+    other = await make_portfolio(store, account="y", next_rebalance_at=past)
+    claimed = await scheduler(store, "a").claim_due(5, ["x"])
+    assert [p.id for _, p in claimed] == [other.id]
+
+
+async def test_not_due_and_disabled_are_not_claimed(store: Store) -> None:
+    await make_portfolio(
+        store, account="f", next_rebalance_at=datetime.now(UTC) + timedelta(hours=1)
+    )
+    await make_portfolio(
+        store, account="d", rebalance_enabled=False, next_rebalance_at=datetime.now(UTC)
+    )
+    assert await scheduler(store, "a").claim_due(5, []) == []
+
+
+async def test_manual_trigger_while_running_is_busy(store: Store) -> None:
+    p = await make_portfolio(store, next_rebalance_at=datetime.now(UTC))
+    s = scheduler(store, "a")
+    await s.claim_due(1, [])
+    with pytest.raises(PortfolioBusy):
+        await s.trigger(p.id)
+    with pytest.raises(PortfolioNotFound):
+        await s.trigger("no-such-id")
+
+
+async def test_one_enabled_portfolio_per_account(store: Store) -> None:
+    await make_portfolio(store, account="shared")
+    with pytest.raises(AccountInUseError):
+        await make_portfolio(store, account="shared")
+    await make_portfolio(store, account="shared", rebalance_enabled=False)
+
+
+async def test_earliest_due_ignores_running_and_disabled(store: Store) -> None:
+    soon = datetime.now(UTC) + timedelta(minutes=3)
+    later = soon + timedelta(hours=1)
+    await make_portfolio(store, account="a", next_rebalance_at=soon)
+    await make_portfolio(store, account="b", next_rebalance_at=later)
+    await make_portfolio(store, account="c", rebalance_enabled=False, next_rebalance_at=soon)
+    assert await store.earliest_due() == soon

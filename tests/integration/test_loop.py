@@ -1,0 +1,143 @@
+"""The scheduler loop in-process: failures back off, different accounts may run in parallel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from rebalancerd.config import SchedulerSettings
+from rebalancerd.exchange.kraken.client import KrakenClient
+from rebalancerd.exchange.paper import MemoryLedger, PaperExchange
+from rebalancerd.exchange.simulated import SimulatedMarket
+from rebalancerd.metrics import Metrics
+from rebalancerd.runs.loop import Scheduler
+from rebalancerd.store.repository import Store
+from tests.factories import make_portfolio
+from tests.fake_kraken import FakeKraken
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeKraken]:
+    async with FakeKraken(latency=0.2) as server:
+        yield server
+
+
+async def run_loop_until(sched: Scheduler, store: Store, runs: int, timeout: float) -> None:
+    shutdown = asyncio.Event()
+    loop = asyncio.create_task(sched.run(shutdown))
+    try:
+        async with asyncio.timeout(timeout):
+            while await store.pool.fetchval("SELECT count(*) FROM rebalance_history") < runs:
+                await asyncio.sleep(0.05)
+    finally:
+        shutdown.set()
+        await loop
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_max_concurrency_runs_different_accounts_in_parallel(
+    store: Store, fake: FakeKraken, concurrency: int
+) -> None:
+    second = fake.add_account({"ZEUR": "5000"})
+    clients = {
+        "a": KrakenClient(fake.url, fake.api_key, fake.api_secret),
+        "b": KrakenClient(fake.url, *second),
+    }
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    for account in clients:
+        await make_portfolio(
+            store, account=account, next_rebalance_at=past, target_weights={"BTC": 50, "ETH": 50}
+        )
+    sched = Scheduler(
+        SchedulerSettings(max_concurrency=concurrency), store, clients, Metrics(), owner="t"
+    )
+    await run_loop_until(sched, store, 2, 30)
+    rows = await store.pool.fetch(
+        "SELECT started_at, finished_at FROM rebalance_runs ORDER BY started_at"
+    )
+    assert len(rows) == 2
+    overlapped = rows[1]["started_at"] < rows[0]["finished_at"]
+    assert overlapped == (concurrency > 1)
+    for client in clients.values():
+        await client.close()
+
+
+async def test_failed_run_backs_off_then_moves_on(store: Store) -> None:
+    slot = datetime.now(UTC) - timedelta(minutes=1)
+    p = await make_portfolio(
+        store, account="nowhere", next_rebalance_at=slot, rebalance_interval="hourly"
+    )
+    sched = Scheduler(SchedulerSettings(), store, {}, Metrics(), owner="t")
+    [(run, portfolio)] = await sched.claim_due(1, [])
+    before = datetime.now(UTC)
+    record = await sched.runs.execute(run, portfolio)
+    assert record is not None and not record.success
+    assert "not configured" in (record.errors or [""])[0]
+    fresh = await store.get_portfolio(p.id)
+    assert fresh is not None and fresh.failure_count == 1 and fresh.next_rebalance_at
+    # Retried after a bounded pause, not at once and not never.
+    assert before + timedelta(seconds=30) < fresh.next_rebalance_at
+    assert fresh.next_rebalance_at <= before + timedelta(minutes=2)
+    # Nothing is due now: the loop would sleep, not spin.
+    assert await sched.claim_due(1, []) == []
+
+
+async def test_stopped_scheduler_claims_nothing_and_start_resumes(store: Store) -> None:
+    await make_portfolio(store, account="x", next_rebalance_at=datetime.now(UTC))
+    sched = Scheduler(SchedulerSettings(), store, {}, Metrics(), owner="t")
+    config = await sched.control("stop")
+    assert not config.running
+    assert (await store.scheduler_state()).running is False
+    other = Scheduler(SchedulerSettings(), store, {}, Metrics(), owner="u")
+    assert not (await other.refresh()).running  # every daemon obeys the shared state
+    assert (await sched.control("restart")).running
+    assert (await other.refresh()).running
+    changed = await sched.control(
+        "update-config", {"checkInterval": "*/5 * * * *", "dryRunMode": True}
+    )
+    assert changed.check_interval == "*/5 * * * *" and changed.dry_run
+    with pytest.raises(ValueError, match="unknown action"):
+        await sched.control("explode")
+    for bad in ({"checkInterval": "every day"}, {"dryRunMode": "yes"}, {"enabled": 1}):
+        with pytest.raises(ValueError):
+            await sched.control("update-config", bad)
+    assert (await sched.refresh()).check_interval == "*/5 * * * *"  # nothing was stored
+
+
+async def test_a_notification_from_another_daemon_wakes_the_loop_and_its_hooks(
+    store: Store,
+) -> None:
+    sched = Scheduler(SchedulerSettings(), store, {}, Metrics(), owner="t")
+    woken = asyncio.Event()
+    sched.wake_hooks.append(woken.set)
+    shutdown = asyncio.Event()
+    listener = asyncio.create_task(sched.listen(shutdown))
+    try:
+        async with asyncio.timeout(10):
+            await woken.wait()  # the listener wakes once when it (re)connects
+            woken.clear()
+            await store.notify("portfolios")  # as another daemon's write would
+            await woken.wait()
+    finally:
+        shutdown.set()
+        await listener
+
+
+async def test_a_portfolio_with_corrupt_stored_weights_fails_its_run_not_the_daemon(
+    store: Store,
+) -> None:
+    p = await make_portfolio(store, account="x", next_rebalance_at=datetime.now(UTC))
+    await store.pool.execute(
+        "UPDATE portfolios SET target_weights = '[1, 2]'::jsonb WHERE id = $1", p.id
+    )
+    market = SimulatedMarket(seed=1)
+    paper = PaperExchange("x", market, MemoryLedger())
+    sched = Scheduler(SchedulerSettings(), store, {"x": paper}, Metrics(), owner="t")
+    [(run, portfolio)] = await sched.claim_due(1, [])
+    record = await sched.runs.execute(run, portfolio)
+    assert record is not None and not record.success
+    assert "run failed: AttributeError" in (record.errors or [""])[0]
+    assert await store.open_runs() == []

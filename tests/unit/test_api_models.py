@@ -1,0 +1,169 @@
+"""The API's validation and schedule rules as pure functions: no database, no server."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from rebalancerd.api.bodies import HistoryQuery, PortfolioCreate, PortfolioUpdate
+from rebalancerd.api.fields import KRAKEN_NAMES, check_weights
+from rebalancerd.api.http import describe
+from rebalancerd.api.portfolios import fields_for_create, fields_for_update
+from rebalancerd.store.rows import Portfolio
+
+NOW = datetime(2025, 10, 20, 10, 0, tzinfo=UTC)
+LATER = datetime(2025, 11, 1, 0, 0, tzinfo=UTC)
+ANCHOR = datetime(2025, 10, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("weights", "stored"),
+    [
+        (
+            {"BTC": 40, "ETH": 30, "SOL": 20, "ADA": 10},
+            {"BTC": 40, "ETH": 30, "SOL": 20, "ADA": 10},
+        ),
+        ({"BTC": Decimal("33.33"), "ETH": Decimal("33.33"), "SOL": Decimal("33.33")}, None),
+        ({"BTC": Decimal("50.005"), "ETH": 50}, {"BTC": 50.005, "ETH": 50}),  # within 0.01
+        ({"BTC": Decimal("99.99"), "EUR": Decimal("0.02")}, None),
+        ({"BTC": 0, "ETH": 100}, {"BTC": 0, "ETH": 100}),
+        ({"BTC": Decimal("100.0")}, {"BTC": 100}),
+        ({"BTC": 80, "EUR": 20}, {"BTC": 80, "EUR": 20}),
+        ({"1INCH": 50, "DOGE": 50}, {"1INCH": 50, "DOGE": 50}),
+    ],
+)
+def test_weights_accepted(weights: dict[str, Any], stored: dict[str, Any] | None) -> None:
+    result = check_weights(weights)
+    assert set(result) == set(weights)
+    if stored is not None:
+        assert result == stored
+        assert all(type(v) is type(stored[k]) for k, v in result.items())
+
+
+@pytest.mark.parametrize(
+    ("weights", "says"),
+    [
+        ({"BTC": Decimal("100.011")}, "sum to 100"),
+        ({"BTC": Decimal("49.98"), "ETH": 50}, "sum to 100"),
+        ({"BTC": 150, "ETH": -50}, "must be >= 0"),
+        ({"BTC": Decimal("1E+400"), "ETH": 0}, "sum to 100"),
+        ({"BTC": float("nan")}, "finite"),
+        ({"BTC": float("inf")}, "finite"),
+        ({"BTC": Decimal("NaN")}, "finite"),
+        ({"XETH": 100}, "ETH"),
+        ({"XXDG": 100}, "DOGE"),
+        ({"XDG": 100}, "DOGE"),
+        ({"BTC.S": 100}, "plain ticker"),
+        ({"": 100}, "plain ticker"),
+        ({"EUR": 100}, "other than EUR"),
+        ({f"A{i}": 1 for i in range(51)}, "at most 50"),
+    ],
+)
+def test_weights_refused(weights: dict[str, Any], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        check_weights(weights)
+
+
+def test_every_kraken_name_points_at_a_plain_ticker() -> None:
+    assert KRAKEN_NAMES["XXBT"] == "BTC" and KRAKEN_NAMES["ZEUR"] == "EUR"
+    assert all(plain not in KRAKEN_NAMES for plain in KRAKEN_NAMES.values())
+
+
+def _create(**fields: Any) -> PortfolioCreate:
+    return PortfolioCreate.model_validate({"name": "p", "targetWeights": {"BTC": 100}, **fields})
+
+
+def test_create_defaults_are_the_original_s() -> None:
+    fields = fields_for_create(_create(), NOW)
+    assert (fields.rebalance_enabled, fields.rebalance_interval) == (False, "weekly")
+    assert fields.rebalance_threshold == Decimal(10) and fields.account == "default"
+    assert fields.next_rebalance_at is None and fields.schedule_anchor is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "anchor", "first"),
+    [
+        ({"rebalanceInterval": "weekly"}, NOW, NOW),  # due at once, as the original's NULL was
+        ({"rebalanceInterval": "Monthly"}, NOW, NOW),
+        ({"rebalanceInterval": "30 10 * * *"}, NOW.replace(minute=30), NOW.replace(minute=30)),
+        ({"nextRebalanceAt": "2025-11-01T01:00:00+01:00"}, LATER, LATER),
+    ],
+)
+def test_an_enabled_create_is_scheduled(
+    extra: dict[str, Any], anchor: datetime, first: datetime
+) -> None:
+    fields = fields_for_create(_create(rebalanceEnabled=True, **extra), NOW)
+    assert (fields.schedule_anchor, fields.next_rebalance_at) == (anchor, first)
+    assert fields.rebalance_interval == extra.get("rebalanceInterval", "weekly").lower()
+
+
+def _stored(**changes: Any) -> Portfolio:
+    base = Portfolio(
+        id="p1", name="p", user_id=None, account="default", target_weights={"BTC": 100},
+        rebalance_enabled=True, rebalance_interval="daily", rebalance_threshold=Decimal(10),
+        max_orders_per_rebalance=None, last_rebalanced_at=None, next_rebalance_at=LATER,
+        created_at=ANCHOR, updated_at=ANCHOR, schedule_anchor=ANCHOR,
+    )  # fmt: skip
+    return replace(base, **changes)
+
+
+@pytest.mark.parametrize(
+    ("old", "patch", "anchor", "next_at"),
+    [
+        (_stored(), {"name": "x"}, ANCHOR, LATER),  # untouched schedule is kept
+        (_stored(), {"rebalanceThreshold": 5}, ANCHOR, LATER),
+        (_stored(), {"rebalanceEnabled": True}, ANCHOR, LATER),  # already enabled
+        (_stored(), {"rebalanceInterval": "weekly"}, NOW, NOW),  # retimed
+        (_stored(), {"scheduleTimezone": "Europe/Berlin"}, NOW, NOW),
+        (_stored(), {"nextRebalanceAt": "2025-11-01T00:00:00Z"}, LATER, LATER),
+        (_stored(rebalance_enabled=False), {"rebalanceEnabled": True}, NOW, NOW),  # enabling
+        (_stored(), {"rebalanceEnabled": False}, ANCHOR, LATER),  # disabling keeps it
+        (_stored(rebalance_enabled=False), {"nextRebalanceAt": None}, None, None),
+        (
+            _stored(rebalance_enabled=False),
+            {"nextRebalanceAt": "2025-11-01T00:00:00Z"},
+            LATER,
+            LATER,
+        ),
+    ],
+)
+def test_update_restarts_the_schedule_only_when_it_should(
+    old: Portfolio, patch: dict[str, Any], anchor: datetime | None, next_at: datetime | None
+) -> None:
+    fields = fields_for_update(old, PortfolioUpdate.model_validate({"id": old.id, **patch}), NOW)
+    assert (fields.schedule_anchor, fields.next_rebalance_at) == (anchor, next_at)
+
+
+def test_update_changes_only_what_was_sent() -> None:
+    old = _stored(max_orders_per_rebalance=3, user_id="u")
+    patch = PortfolioUpdate.model_validate({"id": "p1", "name": "new", "userId": None})
+    fields = fields_for_update(old, patch, NOW)
+    assert (fields.name, fields.user_id, fields.max_orders_per_rebalance) == ("new", None, 3)
+    assert fields.target_weights == old.target_weights
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"from": "1900-01-01T00:00:00Z"}, datetime(1970, 1, 1, tzinfo=UTC)),
+        ({"from": "0001-01-01T00:00:00+05:00"}, datetime(1970, 1, 1, tzinfo=UTC)),
+        ({"from": "9999-12-31T23:59:59-05:00"}, datetime(9000, 1, 1, tzinfo=UTC)),
+        ({"from": "2025-10-01"}, datetime(2025, 10, 1, tzinfo=UTC)),
+        ({"from": "2025-10-01T12:00:00+02:00"}, datetime(2025, 10, 1, 10, tzinfo=UTC)),
+    ],
+)
+def test_filter_bounds_are_utc_and_clamped(raw: dict[str, str], expected: datetime) -> None:
+    assert HistoryQuery.model_validate(raw).from_ == expected
+
+
+def test_errors_name_every_bad_field_in_one_line() -> None:
+    with pytest.raises(ValidationError) as caught:
+        PortfolioCreate.model_validate({"name": "", "targetWeights": {"BTC": 1}, "x": 1})
+    text = describe(caught.value)
+    assert "\n" not in text
+    assert text.startswith("name: ") and "targetWeights: " in text and "x: unknown field" in text
