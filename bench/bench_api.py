@@ -43,6 +43,7 @@ from rebalancerd.runs.lifecycle import new_owner_id
 from rebalancerd.runs.loop import Scheduler
 from rebalancerd.store.embedded import EmbeddedPostgres, connect_pool
 from rebalancerd.store.migrations import load_migrations, migrate
+from rebalancerd.store.paper_ledger import PgPaperLedger
 from rebalancerd.store.repository import PortfolioFields, Store
 
 STATUS = "/api/scheduler"
@@ -176,7 +177,7 @@ async def start(args: argparse.Namespace, store: Store) -> tuple[Bench, list[Any
         paper=PaperSettings(prices="simulated"),
         scheduler=SchedulerSettings(check_interval="* * * * *"),
     )
-    exchanges = await build_exchanges(settings, store)
+    exchanges = await build_exchanges(settings, PgPaperLedger(store))
     metrics = Metrics()
     scheduler = Scheduler(settings.scheduler, store, exchanges, metrics, owner=new_owner_id())
     await scheduler.refresh()

@@ -22,6 +22,7 @@ from rebalancerd.runs.lifecycle import new_owner_id
 from rebalancerd.runs.loop import Scheduler
 from rebalancerd.store.embedded import EmbeddedPostgres, connect_pool
 from rebalancerd.store.migrations import load_migrations, migrate
+from rebalancerd.store.paper_ledger import PgPaperLedger
 from rebalancerd.store.repository import Store
 from rebalancerd.systemd import Notifier, watchdog_interval, watchdog_loop
 
@@ -65,7 +66,7 @@ class Daemon:
         self.store = Store(pool)
         async with pool.acquire() as conn:
             await migrate(conn, load_migrations())
-        self.exchanges = await build_exchanges(settings, self.store)
+        self.exchanges = await build_exchanges(settings, PgPaperLedger(self.store))
         if self.demo:
             from rebalancerd.demo import seed_demo
 

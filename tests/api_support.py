@@ -22,6 +22,7 @@ from rebalancerd.metrics import Metrics
 from rebalancerd.runs.lifecycle import new_owner_id
 from rebalancerd.runs.loop import Scheduler
 from rebalancerd.store.embedded import connect_pool
+from rebalancerd.store.paper_ledger import PgPaperLedger
 from rebalancerd.store.repository import Store
 
 # The original's curl body, verbatim.
@@ -109,7 +110,7 @@ async def serving(
 ) -> AsyncIterator[tuple[web.Application, Scheduler, Metrics]]:
     """The app, its scheduler (loop not started: triggers run inline) and metrics."""
     settings = api_settings(tmp_path, token, max_body)
-    exchanges = await build_exchanges(settings, store)
+    exchanges = await build_exchanges(settings, PgPaperLedger(store))
     metrics = Metrics()
     scheduler = Scheduler(settings.scheduler, store, exchanges, metrics, owner=new_owner_id())
     await scheduler.refresh()

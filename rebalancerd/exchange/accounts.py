@@ -6,20 +6,17 @@ import logging
 
 from rebalancerd.config import Settings
 from rebalancerd.exchange.kraken.client import KrakenClient
-from rebalancerd.exchange.paper import PaperExchange
+from rebalancerd.exchange.paper import PaperExchange, PaperLedger
 from rebalancerd.exchange.protocol import Exchange
 from rebalancerd.exchange.simulated import SimulatedMarket
-from rebalancerd.store.paper_ledger import PgPaperLedger
-from rebalancerd.store.repository import Store
 
 log = logging.getLogger(__name__)
 
 
-async def build_exchanges(settings: Settings, store: Store) -> dict[str, Exchange]:
-    """One exchange per account; paper accounts share one price source and the ledger."""
+async def build_exchanges(settings: Settings, ledger: PaperLedger) -> dict[str, Exchange]:
+    """One exchange per account; paper accounts share one price source and `ledger`."""
     exchanges: dict[str, Exchange] = {}
     market: KrakenClient | SimulatedMarket | None = None
-    ledger = PgPaperLedger(store)
     for name, account in sorted(settings.accounts.items()):
         if account.mode == "live":
             assert account.api_key is not None and account.api_secret is not None
