@@ -15,12 +15,9 @@ import pytest
 from aiohttp import web
 
 from rebalancerd.exchange.kraken.errors import ErrorReply
-from rebalancerd.exchange.kraken.parse import balances
 from rebalancerd.exchange.kraken.ratelimit import RateLimiter
 from rebalancerd.exchange.kraken.transport import KrakenTransport
-from rebalancerd.exchange.names import AssetNames, holding_of
-from rebalancerd.exchange.paper import MemoryLedger, PaperExchange, draw_spot_first
-from rebalancerd.exchange.protocol import Balances
+from rebalancerd.exchange.paper import MemoryLedger, PaperExchange
 from rebalancerd.exchange.simulated import SimulatedMarket
 from rebalancerd.store.repository import Store
 from tests.factories import make_portfolio
@@ -28,104 +25,6 @@ from tests.fake_kraken import FakeKraken
 from tests.integration.test_executor import client, current_weights, trigger
 from tests.integration.test_kraken_client import order as kraken_order
 from tests.integration.test_paper import order as paper_order
-
-NAMES = AssetNames()
-
-# Kraken's BalanceEx documentation example and a reply recorded by ccxt's test suite from an
-# account with Kraken Rewards on (amounts as sent: strings, or numbers for credit fields).
-KRAKEN_DOC_REPLY = {
-    "ZUSD": {"balance": "25435.21", "hold_trade": "8249.76"},
-    "XXBT": {"balance": "1.2435", "hold_trade": "0.8423"},
-}
-CCXT_RECORDED_REPLY = {
-    "ZEUR": {"balance": "503.1542", "credit": "0.0000", "credit_used": "0.0000", "hold_trade": "0"},
-    "XXBT": {"balance": "0.0000000000", "hold_trade": "0.0000000000"},
-    "XBT.F": {"balance": "0.0120033000", "hold_trade": "0.0000000000"},
-    "XETH": {"balance": "0.0051300000", "hold_trade": "0.0000000000"},
-    "ETH.F": {"balance": "0.4081100000", "hold_trade": "0.0000000000"},
-    "USDT.F": {"balance": "35.05791600", "hold_trade": "0.00000000"},
-    "DOT.S": {"balance": "12.3500000000", "hold_trade": "0.0000000000"},
-    "ETH2.S": {"balance": "0.5000000000", "hold_trade": "0.0000000000"},
-    "SOL.M": {"balance": "3.0000000000", "hold_trade": "0.0000000000"},
-}
-
-
-@pytest.mark.parametrize(
-    ("symbol", "holding"),
-    [
-        ("BTC", "BTC"),
-        ("BTC.F", "BTC"),
-        ("USDT.F", "USDT"),
-        ("EUR.F", "EUR"),
-        ("DOT.S", None),
-        ("BTC.M", None),
-        ("SOL.B", None),
-        ("DOT.P", None),
-        ("USD.HOLD", None),
-        ("NEW.Q", None),  # unknown suffix: never sold
-        ("BTC.f", None),  # Kraken's suffixes are upper case; anything else is not understood
-    ],
-)
-def test_which_rows_are_holdings(symbol: str, holding: str | None) -> None:
-    assert holding_of(symbol) == holding
-
-
-def test_recorded_reply_with_rewards_rows_parses_to_holdings() -> None:
-    parsed = balances(CCXT_RECORDED_REPLY, NAMES)
-    assert parsed.tradable == {
-        "EUR": D("503.1542"),
-        "BTC": D("0.0120033000"),
-        "ETH": D("0.4132400000"),
-        "USDT": D("35.05791600"),
-    }
-    assert parsed.locked == {"DOT.S": D("12.35"), "ETH2.S": D("0.5"), "SOL.M": D(3)}
-
-
-def test_kraken_documentation_reply_subtracts_holds() -> None:
-    parsed = balances(KRAKEN_DOC_REPLY, NAMES)
-    assert parsed.tradable == {"USD": D("17185.45"), "BTC": D("0.4012")}
-    assert parsed.locked == {"USD": D("8249.76"), "BTC": D("0.8423")}
-
-
-@pytest.mark.parametrize(
-    ("rows", "tradable", "locked"),
-    [
-        # A hold larger than the spot row (it drew on .F too) never makes a negative amount.
-        ({"XXBT": ("0.01", "0.02")}, {"BTC": D(0)}, {"BTC": D("0.01")}),
-        ({"XXBT": ("0.01", "0.02"), "XBT.F": ("0.1", "0")}, {"BTC": D("0.09")}, {"BTC": D("0.02")}),
-        ({"XBT.F": ("0.5", "0")}, {"BTC": D("0.5")}, {}),
-        ({"DOT.S": ("25", "0"), "DOT": ("1", "0")}, {"DOT": D(1)}, {"DOT.S": D(25)}),
-        ({"ZEUR": ("100", "100")}, {"EUR": D(0)}, {"EUR": D(100)}),
-    ],
-)
-def test_holds_pool_over_spot_and_rewards_rows(
-    rows: dict[str, tuple[str, str]], tradable: dict[str, D], locked: dict[str, D]
-) -> None:
-    reply = {a: {"balance": b, "hold_trade": h} for a, (b, h) in rows.items()}
-    parsed = balances(reply, NAMES)
-    assert parsed == Balances(tradable=tradable, locked=locked)
-    assert all(amount >= 0 for amount in parsed.tradable.values())
-
-
-@pytest.mark.parametrize(
-    ("deltas", "amounts", "expected"),
-    [
-        ({"BTC": D("-0.05")}, {"BTC": D("0.1")}, {"BTC": D("-0.05")}),
-        (
-            {"BTC": D("-0.05")},
-            {"BTC": D("0.02"), "BTC.F": D(1)},
-            {"BTC": D("-0.02"), "BTC.F": D("-0.03")},
-        ),
-        ({"BTC": D("-0.05")}, {"BTC.F": D(1)}, {"BTC": D(0), "BTC.F": D("-0.05")}),
-        ({"BTC": D("-0.05")}, {"BTC": D("0.02")}, {"BTC": D("-0.05")}),  # short: ledger refuses
-        ({"BTC": D("0.05")}, {"BTC.F": D(1)}, {"BTC": D("0.05")}),  # credits go to spot
-    ],
-)
-def test_paper_debits_draw_on_spot_then_rewards(
-    deltas: dict[str, D], amounts: dict[str, D], expected: dict[str, D]
-) -> None:
-    assert draw_spot_first(deltas, amounts) == expected
-
 
 REWARDS_ACCOUNT = {"ZEUR": "1000.0000", "XBT.F": "0.1000000000", "ETH.F": "1.0000000000"}
 
