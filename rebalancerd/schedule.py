@@ -149,18 +149,6 @@ def retry_after_failure(
     return min((now + backoff(failures)).astimezone(UTC), regular)
 
 
-def describe(rule: ScheduleRule) -> str:
-    """A short human description of the rule."""
-    where = f"{rule.tz} time"
-    texts = {
-        "hourly": "every hour from the first slot",
-        "daily": f"every day at the first slot's time of day, {where}",
-        "weekly": f"every week at the first slot's weekday and time, {where}",
-        "monthly": f"every month on the first slot's day (or the month's last day), {where}",
-    }
-    return texts.get(rule.kind, f"cron '{rule.expression}', {where}")
-
-
 def _first_on_lattice(
     zone: tzinfo,
     anchor: datetime,

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
+from rebalancerd.decimals import eur, plain
 from rebalancerd.exchange.protocol import PairRules, Quote
 from rebalancerd.planning.types import (
     HUNDRED,
@@ -13,8 +14,6 @@ from rebalancerd.planning.types import (
     ZERO,
     PlannedOrder,
     PortfolioRules,
-    money,
-    plain,
     sum_of,
 )
 
@@ -91,7 +90,7 @@ def order_problem(rules: PairRules, order: PlannedOrder) -> str | None:
     if order.volume < rules.ordermin:
         return f"volume {plain(order.volume)} below ordermin {plain(rules.ordermin)} {rules.base}"
     if order.value < rules.costmin:
-        return f"cost {money(order.value)} below costmin {money(rules.costmin)}"
+        return f"cost {eur(order.value)} below costmin {eur(rules.costmin)}"
     return None
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_FLOOR, Context, Decimal
 
+from rebalancerd.decimals import eur
 from rebalancerd.exchange.protocol import Balances, PairRules, Quote, Side
 from rebalancerd.planning.checks import data_problem, mid, order_problem, out_of_band, validate
 from rebalancerd.planning.types import (
@@ -20,7 +21,6 @@ from rebalancerd.planning.types import (
     PlannedOrder,
     PortfolioRules,
     Skip,
-    money,
     sum_of,
 )
 
@@ -29,7 +29,6 @@ __all__ = [
     "PlannedOrder",
     "PortfolioRules",
     "Skip",
-    "current_weights",
     "mid",
     "out_of_band",
     "plan",
@@ -102,7 +101,7 @@ def size_buys(
     need = sum_of(o.value + o.fee for o in priced)
     # Never more than planned: spare cash stays cash rather than growing a buy past its target.
     short = need > available
-    note = f" after sizing to {money(available)} available" if short else ""
+    note = f" after sizing to {eur(available)} available" if short else ""
     sized: list[PlannedOrder] = []
     for order in priced:
         rules = pairs[order.symbol]
@@ -116,14 +115,6 @@ def size_buys(
         else:
             skips.append(Skip(order.symbol, "buy", scaled.value, problem + note))
     return tuple(sized), tuple(skips)
-
-
-def current_weights(
-    balances: Balances, quotes: Mapping[str, Quote], symbols: Sequence[str], cash: str = "EUR"
-) -> dict[str, Decimal]:
-    """Weights (percent, at mid) of the symbols' tradable amounts and of the cash."""
-    amounts = {s: balances.tradable.get(s, ZERO) for s in [*symbols, cash]}
-    return _weights(_values(amounts, quotes, cash))
 
 
 def _values(
@@ -161,7 +152,7 @@ def _candidates(
             continue
         side: Side = "buy" if gap > 0 else "sell"
         if abs(gap) < rules.threshold:
-            reason = f"deviation {money(abs(gap))} below threshold {money(rules.threshold)}"
+            reason = f"deviation {eur(abs(gap))} below threshold {eur(rules.threshold)}"
             skips.append(Skip(symbol, side, abs(gap), reason))
             continue
         volume = abs(gap) / mid(quotes[symbol])

@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from rebalancerd.decimals import exact
 from rebalancerd.exchange.protocol import Side
 
 ZERO = Decimal(0)
@@ -91,20 +92,10 @@ def sum_of(amounts: Iterable[Decimal]) -> Decimal:
     return sum(amounts, ZERO)
 
 
-def plain(amount: Decimal) -> str:
-    """A Decimal without exponent or trailing zeros (5E-5 reads 0.00005)."""
-    return f"{amount.normalize():f}"
-
-
-def money(amount: Decimal) -> str:
-    """EUR amount for humans: €3.20."""
-    return f"€{amount:.2f}"
-
-
 def _jsonable(item: Any) -> Any:
     """Dataclasses, mappings and tuples as JSON types; Decimals as exact plain strings."""
     if isinstance(item, Decimal):
-        return f"{item:f}"
+        return exact(item)
     if is_dataclass(item) and not isinstance(item, type):
         return {_camel(f.name): _jsonable(getattr(item, f.name)) for f in fields(item)}
     if isinstance(item, Mapping):

@@ -15,7 +15,6 @@ from rebalancerd.planning.plan import (
     PlannedOrder,
     PortfolioRules,
     Skip,
-    current_weights,
     mid,
     out_of_band,
     plan,
@@ -897,15 +896,12 @@ def test_size_buys_skips_carry_values() -> None:
 
 
 def test_current_weights_at_mid_excluding_locked() -> None:
-    balances = Balances({"BTC": D("0.5"), "EUR": D(5000), "DOGE": D(9)}, {"BTC": D(7)})
-    quotes = {"BTC": quote("39000", "41000")}
-    assert current_weights(balances, quotes, ["BTC"]) == {"BTC": D(80), "EUR": D(20)}
-    quotes["ETH"] = quote("2500")
-    assert current_weights(balances, quotes, ["BTC", "ETH"]) == {
-        "BTC": D(80),
-        "ETH": D(0),
-        "EUR": D(20),
-    }
+    holdings = {"BTC": "0.5", "EUR": "5000", "DOGE": "9"}
+    quotes = {"BTC": quote("39900", "40100"), "ETH": quote("2500")}
+    result = run(
+        holdings, {"BTC": "60", "ETH": "20", "EUR": "20"}, quotes=quotes, locked={"BTC": "7"}
+    )
+    assert result.current_weights == {"BTC": D(80), "ETH": D(0), "EUR": D(20)}
     assert mid(quotes["BTC"]) == D(40000)
 
 

@@ -11,7 +11,6 @@ from rebalancerd import schedule
 from rebalancerd.schedule import (
     ScheduleRule,
     backoff,
-    describe,
     next_check,
     next_slot,
     parse_rule,
@@ -787,23 +786,6 @@ def test_failing_portfolio_retries_a_bounded_number_of_times_per_day() -> None:
     assert attempts[:3] == [t("2026-03-01T10:01Z"), t("2026-03-01T10:03Z"), t("2026-03-01T10:07Z")]
     assert attempts[-1] == t("2026-03-02T10:00Z")
     assert len(attempts) == 29  # 6 growing waits, 22 hourly ones, then the next slot
-
-
-# --- describe ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("interval", "tz", "text"),
-    [
-        ("hourly", None, "every hour from the first slot"),
-        ("daily", None, "every day at the first slot's time of day, UTC time"),
-        ("weekly", "Europe/Berlin", "every week at the first slot's weekday and time, Europe/Be"),
-        ("monthly", None, "every month on the first slot's day (or the month's last day), UTC"),
-        ("0 9 * * 1", "America/New_York", "cron '0 9 * * 1', America/New_York time"),
-    ],
-)
-def test_describe(interval: str, tz: str | None, text: str) -> None:
-    assert describe(parse_rule(interval, tz)).startswith(text)
 
 
 def test_rule_zone_is_the_zoneinfo() -> None:
