@@ -10,7 +10,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from croniter import croniter
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -20,6 +19,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from rebalancerd import schedule
 
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: systemd and operators read it as "fix the config"
 
@@ -65,9 +66,9 @@ class SchedulerSettings(_Section):
     @field_validator("check_interval")
     @classmethod
     def _cron(cls, value: str) -> str:
-        if len(value.split()) != 5 or not croniter.is_valid(value):
-            raise ValueError(f"not a 5-field cron expression: {value!r}")
-        return value
+        # The loop's own validator: a cron that can never fire ("0 0 30 2 *") is refused here,
+        # not found by the loop after the daemon has started.
+        return schedule.check_cron(value)
 
 
 class HttpSettings(_Section):

@@ -118,7 +118,15 @@ def slot_after_run(rule: ScheduleRule, anchor: datetime, slot: datetime, now: da
 def next_check(cron: str, now: datetime) -> datetime:
     """The daemon's next periodic check (a UTC cron expression) strictly after `now`."""
     _require_aware(now=now)
-    return _next_cron(_check_cron(" ".join(cron.split())), UTC, now)
+    return _next_cron(check_cron(cron), UTC, now)
+
+
+def check_cron(text: str) -> str:
+    """The check interval's one validator (config, API and loop): a 5-field cron that fires.
+
+    Returns the expression with its white space folded; raises ValueError saying what is wrong.
+    """
+    return _check_cron(" ".join(text.split()))
 
 
 def backoff(

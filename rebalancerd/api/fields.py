@@ -97,8 +97,7 @@ def _zone(value: str) -> str:
 
 
 def _check_interval(value: str) -> str:
-    schedule.next_check(value, datetime.now(UTC))  # the loop's cron: named intervals refused
-    return " ".join(value.split())
+    return schedule.check_cron(value)  # the loop's cron: named intervals refused
 
 
 def _schema(**schema: Any) -> WithJsonSchema:

@@ -181,8 +181,15 @@ def test_secrets_never_in_repr_or_errors(tmp_path: Path) -> None:
         (
             '[scheduler]\ncheck_interval = "every hour"\n',
             {},
-            "scheduler.check_interval: not a 5-field cron",
+            "scheduler.check_interval: cron expression 'every hour' has 2 fields, expected 5",
         ),
+        # Valid to croniter, but never fires: the loop would die on it after start.
+        (
+            '[scheduler]\ncheck_interval = "0 0 30 2 *"\n',
+            {},
+            "scheduler.check_interval: invalid cron expression '0 0 30 2 *'",
+        ),
+        ("", {"SCHEDULER_CHECK_INTERVAL": "0 0 30 2 *"}, "scheduler.check_interval"),
         ("", {"SCHEDULER_CHECK_INTERVAL": "61 * * * *"}, "scheduler.check_interval"),
         ("", {"SCHEDULER_ENABLED": "perhaps"}, "scheduler.enabled"),
         ("", {"REBALANCERD_LISTEN": "8080"}, "http.listen: expected host:port"),
