@@ -66,12 +66,16 @@ class Daemon:
         self.store = Store(pool)
         async with pool.acquire() as conn:
             await migrate(conn, load_migrations())
-        self.exchanges = await build_exchanges(settings, PgPaperLedger(self.store))
+        metrics = Metrics()
+        self.exchanges = await build_exchanges(
+            settings,
+            PgPaperLedger(self.store),
+            on_nonce_refused=lambda method: metrics.nonce_refused.labels(method).inc(),
+        )
         if self.demo:
             from rebalancerd.demo import seed_demo
 
             await seed_demo(self.store)
-        metrics = Metrics()
         self.scheduler = Scheduler(
             settings.scheduler, self.store, self.exchanges, metrics, owner=new_owner_id()
         )

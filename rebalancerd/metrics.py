@@ -23,6 +23,12 @@ class Metrics:
         self.exchange_errors = Counter(
             "rebalancerd_exchange_errors", "Exchange errors by kind", ["kind"], registry=r
         )
+        self.nonce_refused = Counter(
+            "rebalancerd_kraken_nonce_refused",
+            "Kraken calls refused for their nonce (not carried out; signed once more)",
+            ["method"],
+            registry=r,
+        )
         self.last_success = Gauge(
             "rebalancerd_last_success_timestamp_seconds",
             "Unix time of the last successful run",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from rebalancerd.config import Settings
 from rebalancerd.exchange.kraken.client import KrakenClient
@@ -13,7 +14,12 @@ from rebalancerd.exchange.simulated import SimulatedMarket
 log = logging.getLogger(__name__)
 
 
-async def build_exchanges(settings: Settings, ledger: PaperLedger) -> dict[str, Exchange]:
+async def build_exchanges(
+    settings: Settings,
+    ledger: PaperLedger,
+    *,
+    on_nonce_refused: Callable[[str], None] | None = None,
+) -> dict[str, Exchange]:
     """One exchange per account; paper accounts share one price source and `ledger`."""
     exchanges: dict[str, Exchange] = {}
     market: KrakenClient | SimulatedMarket | None = None
@@ -27,6 +33,7 @@ async def build_exchanges(settings: Settings, ledger: PaperLedger) -> dict[str, 
                 account.tier,
                 timeout=settings.kraken.timeout,
                 query_fill=False,  # the executor confirms fills in one QueryOrders per side
+                on_nonce_refused=on_nonce_refused,
             )
             continue
         if market is None:

@@ -139,3 +139,35 @@ async def test_order_burst_on_one_pair_respects_the_trading_counter(
     if not refused:
         assert fake.errors() == []
         assert fast() - started >= 10  # threshold 60 decaying 1/s: the last 10 wait
+
+
+async def wait_for_request(fake: FakeKraken, endpoint: str) -> None:
+    """Until the fake has received a request for `endpoint` (bounded)."""
+    for _ in range(400):
+        if fake.calls(endpoint):
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{endpoint} never reached the fake")
+
+
+async def test_a_key_shared_by_two_daemons_loses_no_call_to_a_nonce_race(
+    fake: FakeKraken, fast: FastTime
+) -> None:
+    # Two daemons on one database share an account's key. Daemon A's BalanceEx takes its nonce,
+    # then is slow to arrive; daemon B's TradeVolume, with a later nonce, is processed first.
+    refused: list[str] = []
+    first = client_for(fake, fast, on_nonce_refused=refused.append)
+    second = client_for(fake, fast)
+    fake.inject("BalanceEx", delay=0.2)
+    try:
+        balances = asyncio.create_task(first.balances())
+        await wait_for_request(fake, "BalanceEx")
+        await second.fee_rate("XXBTZEUR")
+        assert (await balances).tradable["EUR"] == Decimal(10000)
+    finally:
+        await first.close()
+        await second.close()
+    # Kraken refused the first BalanceEx (not carried out), it was signed once more and counted.
+    assert fake.errors("EAPI:Invalid nonce") == ["EAPI:Invalid nonce"]
+    assert [r.endpoint for r in fake.calls() if r.private].count("BalanceEx") == 2
+    assert refused == ["BalanceEx"]

@@ -146,7 +146,8 @@ async def test_reads_through_the_fake(
         await client.balances()
     assert caught.value.code == code
     retried = read in (R, S)
-    assert len(fake.calls("BalanceEx")) == (FAST_RETRY.attempts if retried else 1)
+    resigned = 1 if read is S else 0  # once more at once, outside the retry budget
+    assert len(fake.calls("BalanceEx")) == (FAST_RETRY.attempts if retried else 1) + resigned
 
 
 async def test_a_transient_error_is_retried_then_succeeds(

@@ -71,6 +71,7 @@ class KrakenClient:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         nonces: NonceSource | None = None,
+        on_nonce_refused: Callable[[str], None] | None = None,
     ) -> None:
         self._limiter = RateLimiter(tier, clock=clock, sleep=sleep)
         self._http = KrakenTransport(
@@ -82,6 +83,7 @@ class KrakenClient:
             timeout=timeout,
             connect_timeout=connect_timeout,
             nonces=nonces,
+            on_nonce_refused=on_nonce_refused,
         )
         self._retry = retry
         self._lookup = lookup

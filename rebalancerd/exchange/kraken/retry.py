@@ -44,17 +44,21 @@ DEFAULT_LOOKUP = LookupPolicy()
 async def with_retries(call: Callable[[], Awaitable[T]], policy: RetryPolicy, sleep: Sleep) -> T:
     """Run a read, retrying transient failures with bounded backoff; raise base.py errors."""
     attempt = 0
+    resigned = False
     while True:
         try:
             return await call()
         except KrakenFailure as failure:
             outcome = outcome_of_failure(failure, placing=False)
             error = to_error(failure)
+            if outcome is Outcome.RESIGN and not resigned:
+                # Refused for its nonce, so not carried out (another process on this key was
+                # first): sign it once more at once, outside the retry budget.
+                resigned = True
+                continue
             attempt += 1
             if outcome not in (Outcome.RETRY, Outcome.RESIGN) or attempt >= policy.attempts:
                 raise error from None
-            if outcome is Outcome.RESIGN and attempt == 1:
-                continue  # refused before processing: sign again at once
             retry_after = error.retry_after if isinstance(error, RetryableError) else None
             delay = policy.delay(attempt - 1, retry_after)
             logger.warning("kraken %s; retry %d in %.2fs", failure, attempt, delay)

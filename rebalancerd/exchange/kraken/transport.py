@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -57,6 +57,7 @@ class KrakenTransport:
         timeout: float = 15.0,
         connect_timeout: float = 5.0,
         nonces: NonceSource | None = None,
+        on_nonce_refused: Callable[[str], None] | None = None,
     ) -> None:
         self._base = api_url.rstrip("/")
         self._key = api_key
@@ -66,6 +67,9 @@ class KrakenTransport:
         self._owns_session = session is None
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
         self._nonces = nonces or NonceSource()
+        # Told the method of every call refused for its nonce (it was not carried out, and the
+        # caller signs it once more): the daemon counts these in /metrics.
+        self._on_nonce_refused = on_nonce_refused
         # Held from nonce generation until the reply, so nonces reach Kraken in order.
         self._private_lock = asyncio.Lock()
 
@@ -106,6 +110,9 @@ class KrakenTransport:
             return self._decode(method, status, raw)
         except ErrorReply as reply:
             for error in map(normalise, reply.errors):
+                if error == "EAPI:Invalid nonce" and self._on_nonce_refused is not None:
+                    # Another process using this key sent a higher nonce first.
+                    self._on_nonce_refused(method)
                 if error.endswith("Rate limit exceeded"):
                     # EOrder: the pair's trading counter is full; EAPI: the REST counter is.
                     counter = method if error.startswith("EOrder:") else "REST"
