@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 
 def exact(value: Decimal) -> str:
@@ -17,4 +17,16 @@ def plain(value: Decimal) -> str:
 
 def eur(value: Decimal) -> str:
     """An EUR amount for people, to the cent: €3.20."""
-    return f"€{value:.2f}"
+    return f"€{fixed(value, 2)}"
+
+
+def fixed(value: Decimal | float | str, places: int) -> str:
+    """`value` rounded half up to `places` decimals, for people (9944.1451 -> 9944.15)."""
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:  # not a number: show it as it came
+        return str(value)
+    try:
+        return format(number.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP), "f")
+    except InvalidOperation:  # more digits than the context holds: every digit, then
+        return exact(number)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from rebalancerd.decimals import fixed
+
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """Left-aligned columns as wide as their widest cell."""
@@ -87,9 +89,9 @@ def history_text(records: Sequence[Mapping[str, Any]]) -> str:
             r["portfolioId"],
             "ok" if r["success"] else "FAILED",
             r["dryRun"],
-            r["portfolioValue"],
+            _cents(r["portfolioValue"]),
             f"{r['ordersExecuted']}/{r['ordersPlanned']}",
-            r["totalValueTraded"],
+            _cents(r["totalValueTraded"]),
             r["triggeredBy"],
             f"{r['duration']}ms" if r.get("duration") is not None else None,
             "; ".join(r.get("errors") or []) or None,
@@ -103,18 +105,45 @@ def history_text(records: Sequence[Mapping[str, Any]]) -> str:
 
 def plan_text(payload: Mapping[str, Any]) -> str:
     """`rebalancerd plan ID`: the orders a run would place and why others are skipped."""
-    lines = [f"Portfolio {payload['portfolioId']}: value €{payload['portfolioValue']}"]
+    value = _cents(payload["portfolioValue"])
+    lines = [f"Portfolio {payload['portfolioId']}: value €{value}"]
     plan = payload.get("plan") or {}
     if plan.get("aborted"):
         lines.append(f"Aborted: {plan['aborted']}")
+    if plan.get("targetWeights"):
+        lines += ["", "Weights (%):", _weights_table(plan)]
     orders = plan.get("orders") or []
     if plan:
-        rows = [(o["side"], o["symbol"], o["volume"], o["price"], o["value"]) for o in orders]
-        lines += ["", "Orders:", table(("SIDE", "SYMBOL", "VOLUME", "PRICE", "VALUE EUR"), rows)]
+        # Volumes as planned: already on the pair's lot decimals.
+        rows = [
+            (o["side"], o["symbol"], o["volume"], o["price"], _cents(o["value"]), _cents(o["fee"]))
+            for o in orders
+        ]
+        headers = ("SIDE", "SYMBOL", "VOLUME", "PRICE", "VALUE EUR", "FEE EUR")
+        lines += ["", "Orders:", table(headers, rows)]
     skipped = plan.get("skipped") or []
     if skipped:
-        why = [(s["side"], s["symbol"], s["value"], s["reason"]) for s in skipped]
+        why = [(s["side"], s["symbol"], _cents(s["value"]), s["reason"]) for s in skipped]
         lines += ["", "Skipped:", table(("SIDE", "SYMBOL", "VALUE EUR", "WHY"), why)]
     for error in payload.get("errors") or []:
         lines.append(f"Error: {error}")
     return "\n".join(lines)
+
+
+def _weights_table(plan: Mapping[str, Any]) -> str:
+    now, target = plan.get("currentWeights") or {}, plan["targetWeights"]
+    after = plan.get("expectedWeights") or {}
+    rows = [
+        (symbol, _pct(now.get(symbol)), _pct(target[symbol]), _pct(after.get(symbol)))
+        for symbol in sorted(target)
+    ]
+    return table(("SYMBOL", "NOW", "TARGET", "AFTER"), rows)
+
+
+def _cents(value: Any) -> str | None:
+    """EUR to the cent; --json keeps the full precision."""
+    return None if value is None else fixed(value, 2)
+
+
+def _pct(value: Any) -> str | None:
+    return None if value is None else fixed(value, 2)

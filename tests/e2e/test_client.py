@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -106,6 +107,8 @@ async def test_trigger_history_and_plan(cli: Cli, tmp_path: Path) -> None:
     pid = (await _create(cli, tmp_path))["id"]
     code, out, _ = await cli.run("plan", pid)
     assert code == 0 and out.startswith(f"Portfolio {pid}: value €") and "Orders:" in out
+    assert re.fullmatch(r"Portfolio \S+: value €\d+\.\d\d", out.splitlines()[0]), out
+    assert "Weights (%):" in out
     code, out, _ = await cli.run("trigger", pid, "--dry-run")
     assert code == 0 and out.startswith("Dry run completed")
     code, out, _ = await cli.run("trigger", pid)
