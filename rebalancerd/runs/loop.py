@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from rebalancerd import schedule
+from rebalancerd.backoff import doubling
 from rebalancerd.config import SchedulerSettings
 from rebalancerd.exchange.protocol import Exchange, ExchangeError
 from rebalancerd.metrics import Metrics
@@ -131,7 +132,7 @@ class Scheduler:
                 failures = 0
             except DB_ERRORS as exc:
                 failures += 1
-                delay = min(2.0**failures, 5.0)
+                delay = doubling(failures - 1, 2.0, 5.0)
                 log.error(
                     "[Scheduler] Database unavailable (%s); retrying in %.0fs",
                     type(exc).__name__,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from rebalancerd.backoff import doubling
 from rebalancerd.exchange.protocol import (
     AmbiguousOrderError,
     Exchange,
@@ -300,14 +301,15 @@ class Executor:
     ) -> list[OrderIntent]:
         """Wait (bounded) until the placed orders are done, asking for all of them at once."""
         deadline = time.monotonic() + self.fill_timeout
-        delay = 0.0  # market orders fill at once: the first look needs no pause
+        looks = 0
         while open_ := {i.txid for i in intents if i.status == "placed" and i.txid}:
             if time.monotonic() >= deadline:
                 outcome.ambiguous = True
                 outcome.errors.append(f"{len(open_)} order(s) not confirmed filled in time")
                 break
-            await asyncio.sleep(delay)
-            delay = min(max(delay * 2, 0.2), 2.0)
+            # Market orders fill at once: the first look needs no pause.
+            await asyncio.sleep(doubling(looks - 1, 0.2, 2.0) if looks else 0.0)
+            looks += 1
             try:
                 states = await exchange.query_orders(sorted(open_))
             except ExchangeError as exc:

@@ -7,11 +7,14 @@ import logging
 import random
 import time
 import warnings
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import orjson
+
+from rebalancerd.backoff import doubling
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +30,17 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def connect_pool(
-    dsn: str, *, timeout: float, size: int = 10, sleep: Any = asyncio.sleep
+    dsn: str,
+    *,
+    timeout: float,
+    size: int = 10,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> asyncpg.Pool:
     """A pool, retrying with capped backoff while the database is not up yet."""
     deadline = time.monotonic() + timeout
-    delay = 0.2
+    attempt = 0
     while True:
+        delay = doubling(attempt, 0.2, 5.0)
         try:
             pool: asyncpg.Pool = await asyncpg.create_pool(
                 dsn, min_size=1, max_size=size, init=_init_connection, command_timeout=30
@@ -45,7 +53,7 @@ async def connect_pool(
                 raise
             log.warning("[Database] Not reachable yet (%s); retrying in %.1fs", _kind(exc), delay)
             await sleep(delay + random.uniform(0, delay / 4))
-            delay = min(delay * 2, 5.0)
+            attempt += 1
 
 
 def _kind(exc: BaseException) -> str:
