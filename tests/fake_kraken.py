@@ -64,6 +64,7 @@ class Recorded:
     errors: list[str] = field(default_factory=list)
     status: int = 200
     answered: bool = True
+    peer: str = ""  # the client's host:port: requests on one kept-alive connection share it
 
 
 class FastTime:
@@ -234,6 +235,9 @@ class FakeKraken:
         private = request.path.startswith("/0/private/")
         agent = request.headers.get("User-Agent", "")
         record = Recorded(method, private, params, key, agent, time.monotonic())
+        if request.transport is not None:
+            host, port = request.transport.get_extra_info("peername")[:2]
+            record.peer = f"{host}:{port}"
         self.requests.append(record)
         return record
 

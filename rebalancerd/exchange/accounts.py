@@ -3,15 +3,67 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import aiohttp
 
 from rebalancerd.config import Settings
 from rebalancerd.exchange.kraken.client import KrakenClient
-from rebalancerd.exchange.paper import PaperExchange, PaperLedger
+from rebalancerd.exchange.kraken.market import KrakenMarket
+from rebalancerd.exchange.kraken.transport import open_session
+from rebalancerd.exchange.paper import MarketData, PaperExchange, PaperLedger
 from rebalancerd.exchange.protocol import Exchange
 from rebalancerd.exchange.simulated import SimulatedMarket
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class SharedKraken:
+    """What a daemon's Kraken clients share: one HTTP session (one pool of kept-alive
+    connections) and one KrakenMarket (Assets and AssetPairs fetched and cached once per daemon,
+    not once per account)."""
+
+    session: aiohttp.ClientSession
+    market: KrakenMarket
+
+    @classmethod
+    def open(cls, settings: Settings) -> SharedKraken:
+        """A session and a market; neither connects before its first call."""
+        session = open_session()
+        market = KrakenMarket(
+            settings.kraken.api_url, session=session, timeout=settings.kraken.timeout
+        )
+        return cls(session, market)
+
+    async def close(self) -> None:
+        """Stop the market's refreshes, then close the session."""
+        await self.market.close()
+        await self.session.close()
+
+
+class Exchanges(dict[str, Exchange]):
+    """Each account's exchange by name, and the Kraken session and market they share (made
+    when first needed: the demo, all paper and simulated, never opens one)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self._settings = settings
+        self.kraken: SharedKraken | None = None
+
+    def shared_kraken(self) -> SharedKraken:
+        """The daemon's one Kraken session and market."""
+        if self.kraken is None:
+            self.kraken = SharedKraken.open(self._settings)
+        return self.kraken
+
+    async def close(self) -> None:
+        """Close every account's exchange, then what they share."""
+        for exchange in self.values():
+            await exchange.close()
+        if self.kraken is not None:
+            await self.kraken.close()
 
 
 async def build_exchanges(
@@ -19,41 +71,46 @@ async def build_exchanges(
     ledger: PaperLedger,
     *,
     on_nonce_refused: Callable[[str], None] | None = None,
-) -> dict[str, Exchange]:
-    """One exchange per account; paper accounts share one price source and `ledger`."""
-    exchanges: dict[str, Exchange] = {}
-    market: KrakenClient | SimulatedMarket | None = None
+) -> Exchanges:
+    """One exchange per account. Nothing is fetched: live accounts share one session and one
+    market, and paper accounts one price source and `ledger`."""
+    exchanges = Exchanges(settings)
+    prices: MarketData | None = None
     for name, account in sorted(settings.accounts.items()):
         if account.mode == "live":
             assert account.api_key is not None and account.api_secret is not None
+            shared = exchanges.shared_kraken()
             exchanges[name] = KrakenClient(
                 settings.kraken.api_url,
                 account.api_key.get_secret_value(),
                 account.api_secret.get_secret_value(),
                 account.tier,
+                market=shared.market,
+                session=shared.session,
                 timeout=settings.kraken.timeout,
                 query_fill=False,  # the executor confirms fills in one QueryOrders per side
                 on_nonce_refused=on_nonce_refused,
             )
             continue
-        if market is None:
-            market = _price_source(settings)
+        if prices is None:
+            prices = _price_source(settings, exchanges)
         await ledger.seed(name, account.balances)
-        exchanges[name] = PaperExchange(name, market, ledger, fee_rate=account.fee_rate)
+        exchanges[name] = PaperExchange(name, prices, ledger, fee_rate=account.fee_rate)
     modes = ", ".join(f"{n} ({a.mode})" for n, a in sorted(settings.accounts.items()))
     log.info("[Scheduler] Accounts: %s", modes)
     return exchanges
 
 
-def _price_source(settings: Settings) -> KrakenClient | SimulatedMarket:
+def _price_source(settings: Settings, exchanges: Exchanges) -> MarketData:
     if settings.paper.prices == "simulated":
         return SimulatedMarket(settings.paper.seed)
-    return KrakenClient(
-        settings.kraken.api_url, None, None, "starter", timeout=settings.kraken.timeout
-    )
+    return exchanges.shared_kraken().market
 
 
-async def close_exchanges(exchanges: dict[str, Exchange]) -> None:
-    """Close every client once (paper accounts share theirs)."""
+async def close_exchanges(exchanges: Mapping[str, Exchange]) -> None:
+    """Close every exchange once, and what they share (paper accounts share their market)."""
+    if isinstance(exchanges, Exchanges):
+        await exchanges.close()
+        return
     for exchange in exchanges.values():
         await exchange.close()

@@ -22,7 +22,7 @@ FEE_STEP = Decimal("1E-8")  # fees are rounded UP to this many quote units: neve
 
 
 class MarketData(Protocol):
-    """Where paper prices and pair rules come from (KrakenClient or SimulatedMarket)."""
+    """Where paper prices and pair rules come from (KrakenMarket, KrakenClient, SimulatedMarket)."""
 
     async def pair_rules(self, bases: Sequence[str], quote: str) -> dict[str, PairRules]: ...
 
@@ -261,6 +261,12 @@ class PaperExchange:
     async def cancel_order(self, client_order_id: str) -> None:
         """Paper market orders fill at once, so there is never anything left to cancel."""
         raise RejectedError(f"no open order {client_order_id}", "EOrder:Unknown order")
+
+    async def warm(self) -> None:
+        """Warm the market's cache (a Kraken market has one; simulated prices need none)."""
+        warm = getattr(self._market, "warm", None)
+        if warm is not None:
+            await warm()
 
     async def close(self) -> None:
         """Close the market's connections (shared by paper accounts: closing twice is fine)."""

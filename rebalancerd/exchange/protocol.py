@@ -151,6 +151,14 @@ class Exchange(Protocol):
         """Cancel an open order by client order id."""
         ...
 
+    async def warm(self) -> None:
+        """Fetch what a run needs and is missing or stale (metadata, fees), ahead of the run.
+
+        The scheduler may call it shortly before an account's next due slot, so the run pays no
+        round trip for them. Never raises: a failure is logged and the run does without.
+        """
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -110,24 +111,95 @@ async def test_unknown_ticker_pair_is_rejected(client: KrakenClient) -> None:
     assert caught.value.code == "EQuery:Unknown asset pair"
 
 
-async def test_fee_rate_one_call_for_all_pairs_then_cached(
+async def test_fee_rate_answers_at_once_then_one_call_for_all_pairs(
     client: KrakenClient, fake: FakeKraken
 ) -> None:
     await client.pair_rules(["BTC", "ETH", "SOL"], "EUR")
+    assert await client.fee_rate("XXBTZEUR") == DEFAULT_TAKER_FEE == Decimal("0.0040")
+    assert fake.calls("TradeVolume") == []  # not on the caller's path
+    await client.wait_refreshes()
     rates = [await client.fee_rate(p) for p in ("XXBTZEUR", "XETHZEUR", "SOLEUR", "XXBTZEUR")]
     assert rates == [Decimal("0.0026")] * 4
     calls = fake.calls("TradeVolume")
     assert len(calls) == 1
     assert set(calls[0].params["pair"].split(",")) == {"XXBTZEUR", "XETHZEUR", "SOLEUR"}
     assert await client.fee_rate("ETHEUR") == Decimal("0.0026")  # by altname: same cache
+    await client.wait_refreshes()
     assert len(fake.calls("TradeVolume")) == 1
 
 
-async def test_fee_rate_falls_back_when_trade_volume_fails(
+async def test_fee_look_up_never_queues_ahead_of_a_runs_next_call(
     client: KrakenClient, fake: FakeKraken
+) -> None:
+    # A run: balances, then orders. TradeVolume is private (it takes the key's turn), so the
+    # background look-up the first fee_rate starts must wait until the run's calls are over.
+    fake.venue.fill_market_orders = False
+    await client.pair_rules(["BTC", "SOL"], "EUR")
+    await client.fee_rate("XXBTZEUR")
+    await client.balances()
+    for _ in range(3):
+        await FAST.sleep(2.0)  # commits and fill polls between a run's calls: < 5 s
+        await client.place_order(order("SOLEUR", "buy", "1"))
+    await client.wait_refreshes()
+    private = [r.endpoint for r in fake.calls() if r.private]
+    assert private == ["BalanceEx", *["AddOrder", "QueryOrders"] * 3, "TradeVolume"]
+    assert await client.fee_rate("XXBTZEUR") == Decimal("0.0026")
+
+
+async def test_fee_rate_falls_back_when_trade_volume_fails(
+    client: KrakenClient, fake: FakeKraken, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake.inject("TradeVolume", error="EService:Unavailable", times=None)
     assert await client.fee_rate("XXBTZEUR") == DEFAULT_TAKER_FEE == Decimal("0.0040")
+    await client.wait_refreshes()  # failed in the background: logged, never raised
+    assert "background TradeVolume failed" in caplog.text
+    assert await client.fee_rate("XXBTZEUR") == DEFAULT_TAKER_FEE
+    await client.wait_refreshes()
+    assert len(fake.calls("TradeVolume")) == 2  # two attempts, then a pause before the next
+
+
+async def test_warm_fetches_ahead_so_a_run_asks_only_for_balances_and_prices(
+    client: KrakenClient, fake: FakeKraken
+) -> None:
+    await client.pair_rules(["BTC", "ETH"], "EUR")  # an earlier run: the pairs are known
+    await client.warm()
+    assert len(fake.calls("TradeVolume")) == 1
+    before = len(fake.calls())
+    rules = await client.pair_rules(["BTC", "ETH"], "EUR")
+    pairs = [r.pair for r in rules.values()]
+    _, _, fee = await asyncio.gather(
+        client.balances(), client.tickers(pairs), client.fee_rate(pairs[0])
+    )
+    assert fee == Decimal("0.0026")
+    assert sorted(r.endpoint for r in fake.calls()[before:]) == ["BalanceEx", "Ticker"]
+    await client.warm()  # all fresh: nothing to fetch
+    assert len(fake.calls()) == before + 2
+
+
+async def test_warm_never_raises(
+    client: KrakenClient, fake: FakeKraken, caplog: pytest.LogCaptureFixture
+) -> None:
+    await client.pair_rules(["BTC"], "EUR")
+    fake.inject("TradeVolume", error="EGeneral:Permission denied", times=None)
+    await client.warm()
+    assert "fee warm-up failed" in caplog.text and "EGeneral:Permission denied" in caplog.text
+    async with FakeKraken(clock=FAST) as gone:
+        url = gone.url
+    cold = KrakenClient(url, fake.api_key, fake.api_secret, retry=RetryPolicy(attempts=1))
+    try:
+        await cold.warm()  # nothing listens there
+    finally:
+        await cold.close()
+    assert "metadata warm-up failed" in caplog.text
+
+
+async def test_close_cancels_a_pending_refresh(fake: FakeKraken) -> None:
+    kraken = KrakenClient(fake.url, fake.api_key, fake.api_secret, "pro", fee_quiet=3600)
+    await kraken.fee_rate("XXBTZEUR")
+    assert [t for t in asyncio.all_tasks() if t.get_name() == "client TradeVolume"]
+    await kraken.close()
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "client TradeVolume"]
+    assert fake.calls("TradeVolume") == []
 
 
 async def test_market_buy_is_one_add_order_and_one_query(
@@ -255,25 +327,46 @@ class SteppedClock:
         return self.now
 
 
-async def test_metadata_and_fees_expire_after_their_ttl(fake: FakeKraken) -> None:
+async def test_metadata_and_fees_are_served_stale_past_their_ttl_then_refreshed(
+    fake: FakeKraken,
+) -> None:
     clock = SteppedClock()
     kraken = KrakenClient(
-        fake.url, fake.api_key, fake.api_secret, "pro", metadata_ttl=300, fee_ttl=3600, clock=clock
+        fake.url,
+        fake.api_key,
+        fake.api_secret,
+        "pro",
+        metadata_ttl=300,
+        fee_ttl=3600,
+        fee_quiet=0,
+        clock=clock,
     )
     try:
         await kraken.pair_rules(["BTC"], "EUR")
-        await kraken.fee_rate("XXBTZEUR")
+        await kraken.warm()
         clock.now = 299.0
         await kraken.pair_rules(["BTC"], "EUR")
         await kraken.fee_rate("XXBTZEUR")
+        await kraken.wait_refreshes()
         assert len(fake.calls("AssetPairs")) == len(fake.calls("TradeVolume")) == 1
         clock.now = 301.0
         fake.set_status("XXBTZEUR", "cancel_only")
-        assert (await kraken.pair_rules(["BTC"], "EUR"))["BTC"].status == "cancel_only"
+        # Past the TTL: the cached rules at once, a fresh table once the refresh is in.
+        assert (await kraken.pair_rules(["BTC"], "EUR"))["BTC"].status == "online"
+        await kraken.wait_refreshes()
         assert len(fake.calls("AssetPairs")) == 2
+        assert (await kraken.pair_rules(["BTC"], "EUR"))["BTC"].status == "cancel_only"
         clock.now = 3601.0
         fake.venue.fee_rate = Decimal("0.004")
+        assert await kraken.fee_rate("XXBTZEUR") == Decimal("0.0026")
+        await kraken.wait_refreshes()
         assert await kraken.fee_rate("XXBTZEUR") == Decimal("0.004")
+        assert len(fake.calls("AssetPairs")) == 3  # fee_rate looked a pair up: stale again
+        # Past the hard maximum age (24 h) a table is not served: the caller waits for it.
+        clock.now = 3601.0 + 24 * 3600
+        fake.set_status("XXBTZEUR", "online")
+        assert (await kraken.pair_rules(["BTC"], "EUR"))["BTC"].status == "online"
+        assert len(fake.calls("AssetPairs")) == 4
     finally:
         await kraken.close()
 

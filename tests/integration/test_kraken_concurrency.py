@@ -42,12 +42,12 @@ def client_for(fake: FakeKraken, fast: FastTime, **kwargs: Any) -> KrakenClient:
     )
 
 
-def private_calls(client: KrakenClient) -> list[Callable[[], Awaitable[Any]]]:
+def private_calls(client: KrakenClient, txid: str) -> list[Callable[[], Awaitable[Any]]]:
     return [
         client.balances,
         lambda: client.find_order(str(uuid.uuid4())),
-        lambda: client.fee_rate("XXBTZEUR"),
-        lambda: client.query_orders([]),
+        client.warm,  # TradeVolume (once: later ones find the fees fresh)
+        lambda: client.query_orders([txid]),
     ]
 
 
@@ -58,7 +58,9 @@ async def test_fifty_concurrent_private_calls_reach_kraken_in_nonce_order(
     fake.account().tier = "pro"  # nonces are the point here; rate limits have their own tests
     client = client_for(fake, fast, tier="pro")
     await client.pair_rules(["BTC"], "EUR")
-    calls = private_calls(client)
+    placed = await client.place_order(OrderRequest("XXBTZEUR", "buy", Decimal("0.001"), "a"))
+    assert placed.txid is not None
+    calls = private_calls(client, placed.txid)
     try:
         await asyncio.gather(*(calls[i % len(calls)]() for i in range(50)))
     finally:
@@ -159,10 +161,11 @@ async def test_a_key_shared_by_two_daemons_loses_no_call_to_a_nonce_race(
     first = client_for(fake, fast, on_nonce_refused=refused.append)
     second = client_for(fake, fast)
     fake.inject("BalanceEx", delay=0.2)
+    await second.pair_rules(["BTC"], "EUR")  # its fee look-up asks for this pair
     try:
         balances = asyncio.create_task(first.balances())
         await wait_for_request(fake, "BalanceEx")
-        await second.fee_rate("XXBTZEUR")
+        await second.warm()
         assert (await balances).tradable["EUR"] == Decimal(10000)
     finally:
         await first.close()

@@ -1,4 +1,4 @@
-"""KrakenClient: the Exchange Protocol on Kraken's spot REST API."""
+"""KrakenClient: the Exchange Protocol on Kraken's spot REST API, for one API key."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import aiohttp
 
 from rebalancerd.exchange.kraken import parse
-from rebalancerd.exchange.kraken.meta import Cached, PairTable
+from rebalancerd.exchange.kraken.background import Background, describe
+from rebalancerd.exchange.kraken.fees import DEFAULT_TAKER_FEE, KEY_QUIET, FeeRates
+from rebalancerd.exchange.kraken.market import KrakenMarket
 from rebalancerd.exchange.kraken.nonce import NonceSource
 from rebalancerd.exchange.kraken.orders import OrderPlacer
 from rebalancerd.exchange.kraken.ratelimit import Clock, RateLimiter, Sleep, TierLimits
@@ -25,7 +26,6 @@ from rebalancerd.exchange.kraken.retry import (
     with_retries,
 )
 from rebalancerd.exchange.kraken.transport import KrakenTransport
-from rebalancerd.exchange.names import AssetNames
 from rebalancerd.exchange.protocol import (
     Balances,
     OrderRequest,
@@ -33,24 +33,23 @@ from rebalancerd.exchange.protocol import (
     PairRules,
     Quote,
     RejectedError,
-    RetryableError,
 )
 
-__all__ = ["DEFAULT_TAKER_FEE", "KrakenClient", "LookupPolicy", "RetryPolicy"]
+__all__ = ["DEFAULT_TAKER_FEE", "KrakenClient", "KrakenMarket", "LookupPolicy", "RetryPolicy"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Used only while TradeVolume cannot be read. Kraken Pro's entry taker fee is 0.40 % (the
-# legacy schedule said 0.26 %): guessing high sizes a buy slightly small, guessing low can
-# make the last buy of a run fail for insufficient funds.
-DEFAULT_TAKER_FEE = Decimal("0.0040")
-FALLBACK_FEE_TTL = 60.0  # seconds before a failed fee look-up is tried again
 QUERY_BATCH = 50  # QueryOrders takes at most 50 txids
 
 
 class KrakenClient:
-    """Kraken spot account behind the Exchange Protocol; one per API key (no key: public only)."""
+    """Kraken spot account behind the Exchange Protocol; one per API key (no key: public only).
+
+    Public data comes from `market`, shared by a daemon's clients; without one the client makes
+    (and closes) its own. Metadata and fees never cost a round trip once known: they are served
+    from cache and refreshed in the background, or ahead of a run by `warm()`.
+    """
 
     def __init__(
         self,
@@ -59,6 +58,7 @@ class KrakenClient:
         api_secret: str | None,
         tier: str | TierLimits = "starter",
         *,
+        market: KrakenMarket | None = None,
         session: aiohttp.ClientSession | None = None,
         timeout: float = 15.0,
         connect_timeout: float = 5.0,
@@ -67,6 +67,7 @@ class KrakenClient:
         metadata_ttl: float = 300.0,
         fee_ttl: float = 3600.0,
         fallback_fee: Decimal = DEFAULT_TAKER_FEE,
+        fee_quiet: float = KEY_QUIET,
         query_fill: bool = True,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
@@ -84,98 +85,97 @@ class KrakenClient:
             connect_timeout=connect_timeout,
             nonces=nonces,
             on_nonce_refused=on_nonce_refused,
+            clock=clock,
+        )
+        self._owns_market = market is None
+        self._market = market or KrakenMarket(
+            api_url,
+            session=session,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            retry=retry,
+            ttl=metadata_ttl,
+            clock=clock,
+            sleep=sleep,
         )
         self._retry = retry
-        self._lookup = lookup
-        self._clock = clock
         self._sleep = sleep
-        self._fee_ttl = fee_ttl
-        self._fallback_fee = fallback_fee
-        self._names = Cached(self._fetch_names, metadata_ttl, clock)
-        self._pairs = Cached(self._fetch_pairs, metadata_ttl, clock)
+        self._background = Background("client")
+        self._fees = FeeRates(
+            self._fetch_fees,
+            self._http.quiet_for,
+            self._background,
+            ttl=fee_ttl,
+            clock=clock,
+            sleep=sleep,
+            default=fallback_fee,
+            quiet=fee_quiet,
+        )
         # query_fill=False: place_order answers "pending" with the txid straight from AddOrder,
         # for callers that look many orders up in one QueryOrders (a round trip per order saved).
         self._placer = OrderPlacer(self._http, self, lookup, sleep, query_fill=query_fill)
-        self._fees: dict[str, tuple[Decimal, float]] = {}
-        self._fee_pairs: set[str] = set()
 
     def __repr__(self) -> str:
         return f"KrakenClient({self._http!r}, tier={self._limiter.tier.name!r})"
 
+    @property
+    def market(self) -> KrakenMarket:
+        """Where this client's public data comes from."""
+        return self._market
+
     async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
         return await with_retries(call, self._retry, self._sleep)
-
-    async def _public(self, method: str, params: Mapping[str, str] | None = None) -> Any:
-        return await self._read(lambda: self._http.public(method, params))
 
     async def _private(self, method: str, params: Mapping[str, str] | None = None) -> Any:
         return await self._read(lambda: self._http.private(method, params))
 
-    async def _fetch_names(self) -> AssetNames:
-        return AssetNames.from_assets(await self._public("Assets"))
-
-    async def _fetch_pairs(self) -> PairTable:
-        return PairTable(await self._public("AssetPairs"))
-
     async def pair_rules(self, bases: Sequence[str], quote: str) -> dict[str, PairRules]:
         """Rules of the BASE/QUOTE pairs that exist, keyed by plain base symbol."""
-        names, table = await asyncio.gather(self._names.get(), self._pairs.get())
-        wanted = set(bases)
-        rules: dict[str, PairRules] = {}
-        for key, row in table.rows.items():
-            base, pair_quote = names.plain(str(row["base"])), names.plain(str(row["quote"]))
-            if pair_quote == quote and base in wanted and base not in rules:
-                rules[base] = parse.pair_rules(key, row, base, pair_quote)
-        self._fee_pairs.update(rule.pair for rule in rules.values())
+        rules = await self._market.pair_rules(bases, quote)
+        self._fees.track(rule.pair for rule in rules.values())
         return rules
 
     async def tickers(self, pairs: Sequence[str]) -> dict[str, Quote]:
         """Quotes for all `pairs` from ONE Ticker call, keyed as asked."""
-        if not pairs:
-            return {}
-        result = await self._public("Ticker", {"pair": ",".join(pairs)})
-        observed_at = datetime.now(UTC)
-        quotes: dict[str, Quote] = {}
-        for pair in pairs:
-            row = result.get(pair)
-            if row is None:  # asked by altname; Kraken answers by pair key
-                row = result.get((await self._pairs.get()).key_of(pair) or pair)
-            if row is None:
-                raise RejectedError(f"Ticker: no quote for {pair}", "EQuery:Unknown asset pair")
-            quotes[pair] = parse.quote(pair, row, observed_at)
-        return quotes
+        return await self._market.tickers(pairs)
 
     async def balances(self) -> Balances:
         """BalanceEx: available = balance - hold_trade; staked/suffixed assets are locked."""
-        names, rows = await asyncio.gather(self._names.get(), self._private("BalanceEx"))
+        names, rows = await asyncio.gather(self._market.names(), self._private("BalanceEx"))
         return parse.balances(rows, names)
 
     async def fee_rate(self, pair: str) -> Decimal:
-        """Taker fee via TradeVolume (one call for all pairs seen), cached; or the fallback fee."""
-        key = (await self._pairs.get()).key_of(pair) or pair
-        cached = self._fees.get(key)
-        if cached is None or cached[1] <= self._clock():
-            await self._fetch_fees(sorted(self._fee_pairs | {key}))
-        return self._fees[key][0]
+        """Taker fee of `pair` without a round trip: the known tier, else DEFAULT_TAKER_FEE.
 
-    async def _fetch_fees(self, pairs: list[str]) -> None:
+        TradeVolume (one call for all pairs seen) runs in the background once the key is quiet,
+        so it never queues ahead of a run's next private call.
+        """
+        key = (await self._market.pairs()).key_of(pair) or pair
+        return self._fees.rate(key)
+
+    async def _fetch_fees(self, pairs: list[str]) -> dict[str, Decimal]:
+        params = {"pair": ",".join(pairs), "fee-info": "true"}
+        return parse.fee_rates(await self._private("TradeVolume", params))
+
+    async def warm(self) -> None:
+        """Fetch what a run needs and is missing or past its TTL: metadata, then fees.
+
+        For the scheduler, a few seconds before this account's next due slot, so that run finds
+        everything cached. Never raises: a failure is logged and the run does without.
+        """
+        await self._market.warm()
         try:
-            params = {"pair": ",".join(pairs), "fee-info": "true"}
-            rates = parse.fee_rates(await self._private("TradeVolume", params))
-        except (RetryableError, RejectedError) as exc:
-            logger.warning("kraken fees unknown (%s)", exc.code or exc)
-            rates = {}
-        now = self._clock()
-        for pair in pairs:
-            rate = rates.get(pair)
-            if rate is None:
-                logger.warning("kraken fee of %s unknown; assuming %s", pair, self._fallback_fee)
-            expiry = now + (self._fee_ttl if rate is not None else FALLBACK_FEE_TTL)
-            self._fees[pair] = (rate if rate is not None else self._fallback_fee, expiry)
+            await self._fees.warm()
+        except Exception as exc:  # logged, never raised: the run assumes the default fee
+            logger.warning("kraken fee warm-up failed: %s", describe(exc))
+
+    async def wait_refreshes(self) -> None:
+        """Until the background refreshes running now are done (tests and benchmarks)."""
+        await asyncio.gather(self._background.wait(), self._market.wait_refreshes())
 
     async def place_order(self, request: OrderRequest) -> OrderState:
         """Market AddOrder with cl_ord_id, then its fill; ambiguity is looked up, never re-sent."""
-        table = await self._pairs.get()
+        table = await self._market.pairs()
         key = table.key_of(request.pair)
         if key is None:
             raise RejectedError(f"unknown pair {request.pair}", "EQuery:Unknown asset pair")
@@ -197,7 +197,7 @@ class KrakenClient:
 
     async def find_order(self, client_order_id: str) -> OrderState | None:
         """OpenOrders, then ClosedOrders, filtered by cl_ord_id; None if neither has it."""
-        table = await self._pairs.get()
+        table = await self._market.pairs()
         for method, field in (("OpenOrders", "open"), ("ClosedOrders", "closed")):
             result = await self._private(method, {"cl_ord_id": client_order_id})
             rows = result.get(field) or {}
@@ -210,7 +210,7 @@ class KrakenClient:
 
     async def query_orders(self, txids: Sequence[str]) -> dict[str, OrderState]:
         """Orders by txid (QueryOrders, 50 per call)."""
-        table = await self._pairs.get()
+        table = await self._market.pairs()
         states: dict[str, OrderState] = {}
         for start in range(0, len(txids), QUERY_BATCH):
             chunk = ",".join(txids[start : start + QUERY_BATCH])
@@ -224,5 +224,8 @@ class KrakenClient:
         await self._read(lambda: self._http.private("CancelOrder", {"cl_ord_id": client_order_id}))
 
     async def close(self) -> None:
-        """Close the HTTP session (if this client opened it)."""
+        """Stop background refreshes; close the market and session if this client opened them."""
+        await self._background.close()
+        if self._owns_market:
+            await self._market.close()
         await self._http.close()

@@ -1,4 +1,4 @@
-"""Cached Kraken metadata: a TTL cache and the AssetPairs table with its name lookups."""
+"""Cached Kraken metadata: a stale-while-revalidate cache and the AssetPairs table."""
 
 from __future__ import annotations
 
@@ -6,31 +6,82 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar
 
+from rebalancerd.exchange.kraken.background import Background
 from rebalancerd.exchange.kraken.ratelimit import Clock
 
 T = TypeVar("T")
 
+MAX_AGE = 24 * 3600.0  # past this a cached value is not served: it is fetched on the spot
+RETRY_PAUSE = 60.0  # seconds between background refreshes after one failed
+
 
 class Cached(Generic[T]):
-    """One value fetched on demand and kept for `ttl` seconds; concurrent callers share a fetch."""
+    """One value fetched once, then served without a round trip while it is younger than `max_age`.
 
-    def __init__(self, fetch: Callable[[], Awaitable[T]], ttl: float, clock: Clock) -> None:
+    Past `ttl` the value is still served, and one background refresh fetches a new one (stale-
+    while-revalidate), so a known value never costs a round trip on a run's critical path. Only
+    a missing value, or one older than `max_age`, is fetched while the caller waits. Callers
+    that arrive while a fetch runs share it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        fetch: Callable[[], Awaitable[T]],
+        ttl: float,
+        clock: Clock,
+        background: Background,
+        *,
+        max_age: float = MAX_AGE,
+    ) -> None:
+        self._name = name
         self._fetch = fetch
         self._ttl = ttl
+        self._max_age = max(max_age, ttl)
         self._clock = clock
+        self._background = background
         self._value: T | None = None
-        self._expires = float("-inf")
+        self._fetched_at = float("-inf")
+        self._generation = 0  # fetches completed: a waiter sees whether one ended meanwhile
+        self._retry_at = float("-inf")
         self._lock = asyncio.Lock()
 
+    def age(self) -> float:
+        """Seconds since the value was fetched (infinite if never)."""
+        return self._clock() - self._fetched_at
+
     async def get(self) -> T:
-        """The cached value, fetched again once expired."""
-        if self._value is not None and self._clock() < self._expires:
-            return self._value
+        """The value: cached (refreshed in the background once past its TTL), else fetched now."""
+        value = self._value
+        if value is not None:
+            age = self.age()
+            if age < self._ttl:
+                return value
+            if age < self._max_age:
+                if self._clock() >= self._retry_at:
+                    self._background.start(self._name, self.refresh)
+                return value
+        return await self.refresh()
+
+    async def warm(self) -> None:
+        """Fetch now if the value is missing or past its TTL (refresh-ahead)."""
+        if self._value is None or self.age() >= self._ttl:
+            await self.refresh()
+
+    async def refresh(self) -> T:
+        """Fetch now; callers arriving while a fetch runs share its result."""
+        generation = self._generation
         async with self._lock:
-            if self._value is None or self._clock() >= self._expires:
-                self._value = await self._fetch()
-                self._expires = self._clock() + self._ttl
-            return self._value
+            if self._generation != generation and self._value is not None:
+                return self._value
+            try:
+                value = await self._fetch()
+            except Exception:
+                self._retry_at = self._clock() + RETRY_PAUSE
+                raise
+            self._value, self._fetched_at = value, self._clock()
+            self._generation += 1
+            return value
 
 
 class PairTable:

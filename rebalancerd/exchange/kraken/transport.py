@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -18,13 +19,21 @@ import aiohttp
 
 from rebalancerd.exchange.kraken.errors import ErrorReply, NoReply, normalise
 from rebalancerd.exchange.kraken.nonce import NonceSource
-from rebalancerd.exchange.kraken.ratelimit import RateLimiter
+from rebalancerd.exchange.kraken.ratelimit import Clock, RateLimiter
 from rebalancerd.exchange.protocol import FatalError
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "rebalancerd/0.1 (+https://github.com/rebalancerd)"
 FORM = "application/x-www-form-urlencoded; charset=utf-8"
+# One daemon's connections to Kraken, all accounts together: private calls go one at a time per
+# key and runs are few at once, so this only bounds a burst (connections are kept alive).
+CONNECTIONS = 100
+
+
+def open_session() -> aiohttp.ClientSession:
+    """The HTTP session a daemon's Kraken clients share (one connection pool, kept alive)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONNECTIONS))
 
 
 def sign(urlpath: str, nonce: int | str, postdata: str, secret: bytes) -> str:
@@ -58,6 +67,7 @@ class KrakenTransport:
         connect_timeout: float = 5.0,
         nonces: NonceSource | None = None,
         on_nonce_refused: Callable[[str], None] | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._base = api_url.rstrip("/")
         self._key = api_key
@@ -72,6 +82,13 @@ class KrakenTransport:
         self._on_nonce_refused = on_nonce_refused
         # Held from nonce generation until the reply, so nonces reach Kraken in order.
         self._private_lock = asyncio.Lock()
+        self._clock = clock
+        self._private_busy = 0  # private calls waiting for the key or in flight
+        self._private_done_at = clock()
+
+    def quiet_for(self) -> float:
+        """Seconds since the key's last private call ended (0 while one waits or runs)."""
+        return 0.0 if self._private_busy else self._clock() - self._private_done_at
 
     def __repr__(self) -> str:
         return f"KrakenTransport(api_url={self._base!r}, api_key=<redacted>)"
@@ -93,19 +110,12 @@ class KrakenTransport:
         """Signed POST /0/private/<method>; returns `result` or raises ErrorReply / NoReply."""
         if not self._key or not self._secret:
             raise FatalError(f"{method}: no Kraken API credentials configured")
-        path = f"/0/private/{method}"
-        async with self._private_lock:
-            await self._limiter.acquire(method, pair)
-            nonce = self._nonces.next()
-            body = urlencode({"nonce": str(nonce), **(params or {})})
-            headers = {
-                "API-Key": self._key,
-                "API-Sign": sign(path, nonce, body, self._secret),
-                "Content-Type": FORM,
-            }
-            status, raw = await self._send(
-                method, "POST", self._base + path, data=body.encode(), headers=headers
-            )
+        self._private_busy += 1
+        try:
+            status, raw = await self._signed(method, params, pair)
+        finally:
+            self._private_busy -= 1
+            self._private_done_at = self._clock()
         try:
             return self._decode(method, status, raw)
         except ErrorReply as reply:
@@ -118,6 +128,24 @@ class KrakenTransport:
                     counter = method if error.startswith("EOrder:") else "REST"
                     self._limiter.saturate(counter, pair)
             raise
+
+    async def _signed(
+        self, method: str, params: Mapping[str, str] | None, pair: str | None
+    ) -> tuple[int, bytes]:
+        """Status and body of one signed call, sent while holding the key: nonces stay ordered."""
+        path = f"/0/private/{method}"
+        async with self._private_lock:
+            await self._limiter.acquire(method, pair)
+            nonce = self._nonces.next()
+            body = urlencode({"nonce": str(nonce), **(params or {})})
+            headers = {
+                "API-Key": self._key,
+                "API-Sign": sign(path, nonce, body, self._secret),
+                "Content-Type": FORM,
+            }
+            return await self._send(
+                method, "POST", self._base + path, data=body.encode(), headers=headers
+            )
 
     async def _send(self, method: str, verb: str, url: str, **kwargs: Any) -> tuple[int, bytes]:
         logger.debug("kraken %s %s", verb, method)
