@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine
@@ -13,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from rebalancerd.aio import wait_first
 from rebalancerd.api import app as api
 from rebalancerd.config import ConfigError, Settings, load_settings
 from rebalancerd.exchange.accounts import build_exchanges, close_exchanges
@@ -113,26 +113,21 @@ class Daemon:
             tasks.append(
                 _task(watchdog_loop(self.notifier, progress, self.shutdown, interval), "watchdog")
             )
-        stop = _task(self.shutdown.wait(), "shutdown")
-        done, _ = await asyncio.wait([*tasks, stop], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stop and not task.cancelled() and task.exception():
+        for task in await wait_first(self.shutdown, tasks=tasks):
+            if not task.cancelled() and task.exception():
                 log.critical(
                     "[Scheduler] Task %s died: %r; stopping", task.get_name(), task.exception()
                 )
         self._begin_stop()
-        loop_task = tasks[0]
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(asyncio.shield(loop_task), timeout=20)
-        for task in [*tasks, stop]:
+        await wait_first(tasks=tasks[:1], timeout=20)  # the loop brings its run to a safe point
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, stop, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _status_loop(self, scheduler: Scheduler) -> None:
         while not self.shutdown.is_set():
             self.notifier.status(_status_line(scheduler))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.shutdown.wait(), timeout=30)
+            await wait_first(self.shutdown, timeout=30)
 
     def _begin_stop(self) -> None:
         if not self.shutdown.is_set():

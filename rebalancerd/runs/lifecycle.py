@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from rebalancerd import schedule
+from rebalancerd.aio import any_of
 from rebalancerd.exchange.protocol import Exchange, ExchangeError
 from rebalancerd.metrics import Metrics
 from rebalancerd.runs.trade import FINAL, Executor, RunOutcome, intent_json, record_state
@@ -99,11 +100,8 @@ class RunManager:
         pending = await self._resolve_earlier(portfolio, exchange)
         if pending:
             return RunOutcome(errors=[f"earlier order {pending} is still unresolved; not trading"])
-        stop = _either(self.stopping, lost)
-        try:
+        async with any_of(self.stopping, lost) as stop:
             return await self.executor.rebalance(run, portfolio, exchange, stop)
-        finally:
-            stop.cancel_watch()
 
     async def _resolve_earlier(self, portfolio: Portfolio, exchange: Exchange) -> str | None:
         """Settle orders of earlier runs whose outcome was unknown; the id of one still open."""
@@ -220,27 +218,3 @@ async def resolve_intent(store: Store, exchange: Exchange, intent: OrderIntent) 
 
 def _first(outcome: RunOutcome) -> str | None:
     return outcome.errors[0] if outcome.errors else None
-
-
-class _Either(asyncio.Event):
-    """An event set when either of two others is (without polling)."""
-
-    def __init__(self, a: asyncio.Event, b: asyncio.Event) -> None:
-        super().__init__()
-        self._watch = asyncio.create_task(self._follow(a, b))
-
-    async def _follow(self, a: asyncio.Event, b: asyncio.Event) -> None:
-        wait_a, wait_b = asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())
-        try:
-            await asyncio.wait({wait_a, wait_b}, return_when=asyncio.FIRST_COMPLETED)
-            self.set()
-        finally:
-            wait_a.cancel()
-            wait_b.cancel()
-
-    def cancel_watch(self) -> None:
-        self._watch.cancel()
-
-
-def _either(a: asyncio.Event, b: asyncio.Event) -> _Either:
-    return _Either(a, b)

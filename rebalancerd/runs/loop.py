@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -14,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from rebalancerd import schedule
+from rebalancerd.aio import wait_first
 from rebalancerd.backoff import doubling
 from rebalancerd.config import SchedulerSettings
 from rebalancerd.exchange.protocol import Exchange, ExchangeError
@@ -140,7 +140,7 @@ class Scheduler:
                 )
             self._sleeping = True
             try:
-                await _wait_any(shutdown, self._wake, delay)
+                await wait_first(shutdown, self._wake, timeout=delay)
             finally:
                 self._sleeping = False
                 self.runs.heartbeat = time.monotonic()
@@ -352,14 +352,14 @@ class Scheduler:
                     try:
                         self.wake()  # anything may have changed while we were not listening
                         while not shutdown.is_set() and not conn.is_closed():
-                            await _wait_any(shutdown, asyncio.Event(), 5.0)
+                            await wait_first(shutdown, timeout=5.0)
                             await conn.fetchval("SELECT 1", timeout=5)
                     finally:
                         if not conn.is_closed():
                             await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
             except DB_ERRORS as exc:
                 log.warning("[Scheduler] Notification listener lost (%s)", type(exc).__name__)
-                await _wait_any(shutdown, asyncio.Event(), 2.0)
+                await wait_first(shutdown, timeout=2.0)
 
     def _on_notify(self, *_args: Any) -> None:
         self.wake()
@@ -402,15 +402,3 @@ def _said(action: str) -> str:
         "restart": "Scheduler restarted",
         "update-config": "Configuration updated",
     }[action]
-
-
-async def _wait_any(shutdown: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
-    """Sleep until either event is set or the timeout passes."""
-    waiters = {asyncio.ensure_future(shutdown.wait()), asyncio.ensure_future(wake.wait())}
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await w
