@@ -82,27 +82,16 @@ UPDATE rebalance_runs SET status = $3, finished_at = now(), history_id = $4, err
  WHERE id = $1 AND owner = $2 AND finished_at IS NULL
 RETURNING id;
 
--- name: release_run
--- A graceful stop hands an unfinished run back: its lease ends now, so reconciliation can begin.
-UPDATE rebalance_runs SET lease_expires_at = now()
- WHERE id = $1 AND owner = $2 AND finished_at IS NULL;
-
 -- name: take_over_run
 UPDATE rebalance_runs SET owner = $2, lease_expires_at = now() + make_interval(secs => $3)
  WHERE id = $1 AND finished_at IS NULL AND (lease_expires_at < now() OR owner = $4)
 RETURNING *;
 
--- name: orphaned_runs
+-- name: open_runs
 SELECT * FROM rebalance_runs WHERE finished_at IS NULL ORDER BY id;
 
 -- name: earliest_lease_expiry
 SELECT min(lease_expires_at) FROM rebalance_runs WHERE finished_at IS NULL AND owner <> $1;
-
--- name: open_run_for
-SELECT * FROM rebalance_runs WHERE portfolio_id = $1 AND finished_at IS NULL;
-
--- name: get_run
-SELECT * FROM rebalance_runs WHERE id = $1;
 
 -- name: insert_intent
 INSERT INTO order_intents (run_id, seq, client_order_id, symbol, pair, side, volume,
@@ -140,9 +129,6 @@ UPDATE portfolios SET last_rebalanced_at = now(), failure_count = 0 WHERE id = $
 -- name: mark_failed
 UPDATE portfolios SET failure_count = failure_count + 1 WHERE id = $1
 RETURNING failure_count;
-
--- name: get_history
-SELECT * FROM rebalance_history WHERE id = $1;
 
 -- name: list_history
 SELECT * FROM rebalance_history

@@ -194,9 +194,6 @@ class Store:
         )
         return value is not None
 
-    async def release_run(self, run_id: int, owner: str) -> None:
-        await self.pool.execute(QUERIES["release_run"], run_id, owner)
-
     async def take_over_run(
         self, run_id: int, owner: str, lease_seconds: float, dead_owner: str = ""
     ) -> Run | None:
@@ -206,45 +203,13 @@ class Store:
         return None if row is None else from_record(Run, row)
 
     async def open_runs(self) -> list[Run]:
-        return [from_record(Run, r) for r in await self.pool.fetch(QUERIES["orphaned_runs"])]
+        return [from_record(Run, r) for r in await self.pool.fetch(QUERIES["open_runs"])]
 
     async def earliest_foreign_lease(self, owner: str) -> datetime | None:
         value: datetime | None = await self.pool.fetchval(QUERIES["earliest_lease_expiry"], owner)
         return value
 
-    async def open_run_for(self, portfolio_id: str) -> Run | None:
-        row = await self.pool.fetchrow(QUERIES["open_run_for"], portfolio_id)
-        return None if row is None else from_record(Run, row)
-
-    async def get_run(self, run_id: int) -> Run | None:
-        row = await self.pool.fetchrow(QUERIES["get_run"], run_id)
-        return None if row is None else from_record(Run, row)
-
     # -- order intents
-
-    async def insert_intent(
-        self,
-        run_id: int,
-        seq: int,
-        client_order_id: str,
-        symbol: str,
-        pair: str,
-        side: str,
-        volume: Decimal,
-        expected_price: Decimal,
-    ) -> OrderIntent:
-        row = await self.pool.fetchrow(
-            QUERIES["insert_intent"],
-            run_id,
-            seq,
-            client_order_id,
-            symbol,
-            pair,
-            side,
-            volume,
-            expected_price,
-        )
-        return from_record(OrderIntent, row)
 
     async def update_intent(
         self,
@@ -341,10 +306,6 @@ class Store:
                 await conn.execute(QUERIES["mark_failed"], run.portfolio_id)
         await self.notify("runs")
         return from_record(HistoryRecord, row)
-
-    async def get_history(self, history_id: str) -> HistoryRecord | None:
-        row = await self.pool.fetchrow(QUERIES["get_history"], history_id)
-        return None if row is None else from_record(HistoryRecord, row)
 
     async def list_history(
         self,
