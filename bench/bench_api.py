@@ -44,7 +44,8 @@ from rebalancerd.runs.loop import Scheduler
 from rebalancerd.store.embedded import EmbeddedPostgres, connect_pool
 from rebalancerd.store.migrations import load_migrations, migrate
 from rebalancerd.store.paper_ledger import PgPaperLedger
-from rebalancerd.store.repository import PortfolioFields, Store
+from rebalancerd.store.portfolios import PortfolioFields
+from rebalancerd.store.repository import Store
 
 STATUS = "/api/scheduler"
 

@@ -27,7 +27,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.support import Database, header, median, percentile, scratch_database
-from rebalancerd.store.repository import QUERIES
+from rebalancerd.store.database import QUERIES
 
 OPEN_RUNS = 8
 LOAD_PORTFOLIOS = """

@@ -34,7 +34,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.support import Database, daemon_env, header, live_config, median, scratch_database
-from rebalancerd.store.repository import PortfolioFields
+from rebalancerd.store.portfolios import PortfolioFields
 from tests.daemon_proc import DaemonProcess
 from tests.fake_kraken import FakeKraken
 

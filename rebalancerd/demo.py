@@ -8,7 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 from rebalancerd.runs.loop import first_slot
-from rebalancerd.store.repository import PortfolioFields, Store
+from rebalancerd.store.portfolios import PortfolioFields
+from rebalancerd.store.repository import Store
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from rebalancerd.store.repository import PortfolioFields, Store
+from rebalancerd.store.portfolios import PortfolioFields
+from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import Portfolio
 
 

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -43,12 +42,12 @@ from rebalancerd.api.openapi import openapi_document
 from rebalancerd.config import Settings
 from rebalancerd.metrics import CONTENT_TYPE_LATEST, Metrics
 from rebalancerd.runs.loop import PortfolioBusy, PortfolioNotFound, Scheduler
+from rebalancerd.store.database import DB_ERRORS as DB_DOWN
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import to_number
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-DB_DOWN = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
 CENT = Decimal("0.01")
 
 

@@ -22,7 +22,7 @@ from rebalancerd.api.http import (
 )
 from rebalancerd.exchange.protocol import ExchangeError
 from rebalancerd.runs.loop import PortfolioNotFound, first_slot
-from rebalancerd.store.repository import AccountInUseError, PortfolioFields
+from rebalancerd.store.portfolios import AccountInUseError, PortfolioFields
 from rebalancerd.store.rows import Portfolio, to_number
 
 TIMING = frozenset({"rebalance_interval", "schedule_timezone", "next_rebalance_at"})

@@ -17,7 +17,7 @@ from rebalancerd.aio import any_of
 from rebalancerd.exchange.protocol import Exchange, ExchangeError
 from rebalancerd.metrics import Metrics
 from rebalancerd.runs.trade import FINAL, Executor, RunOutcome, intent_json, record_state
-from rebalancerd.store.repository import Store, finish_run_or_none
+from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import HistoryRecord, OrderIntent, Portfolio, Run
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,8 @@ class RunManager:
             except Exception as exc:  # one bad portfolio must not stop the loop for all
                 log.exception("[Rebalance:%s] ERROR: run failed unexpectedly", portfolio.id)
                 outcome = RunOutcome(errors=[f"run failed: {type(exc).__name__}: {exc}"])
-            record = await finish_run_or_none(
-                self.store, run, self.owner, outcome.history(run, started), _first(outcome)
+            record = await self.store.finish_run(
+                run, self.owner, outcome.history(run, started), _first(outcome)
             )
         finally:
             keeper.cancel()
@@ -135,8 +135,8 @@ class RunManager:
                     outcome.errors.append(f"could not look up {intent.client_order_id}: {exc}")
             outcome.orders.append(intent_json(intent))
         outcome.errors.insert(0, INTERRUPTED)
-        record = await finish_run_or_none(
-            self.store, run, self.owner, outcome.history(run, started), outcome.errors[0]
+        record = await self.store.finish_run(
+            run, self.owner, outcome.history(run, started), outcome.errors[0]
         )
         log.warning(
             "[Scheduler] Reconciled interrupted run %d of portfolio %s (%d orders)",

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
-
 from rebalancerd import schedule
 from rebalancerd.aio import wait_first
 from rebalancerd.backoff import doubling
@@ -20,11 +18,11 @@ from rebalancerd.exchange.protocol import Exchange, ExchangeError
 from rebalancerd.metrics import Metrics
 from rebalancerd.planning import plan as planner
 from rebalancerd.runs.lifecycle import RunManager, owner_is_dead
-from rebalancerd.store.repository import NOTIFY_CHANNEL, Store
+from rebalancerd.store.database import DB_ERRORS, NOTIFY_CHANNEL
+from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import HistoryRecord, Portfolio, Run, SchedulerState
 
 log = logging.getLogger(__name__)
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 MAX_SLEEP = 300.0  # re-read the database at least this often, whatever the schedule says
 
 

@@ -15,6 +15,7 @@ import asyncpg
 import orjson
 
 from rebalancerd.backoff import doubling
+from rebalancerd.store.database import DB_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ async def connect_pool(
                 dsn, min_size=1, max_size=size, init=_init_connection, command_timeout=30
             )
             return pool
-        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        except DB_ERRORS as exc:
             if isinstance(exc, asyncpg.InvalidPasswordError | asyncpg.InvalidCatalogNameError):
                 raise  # retrying cannot fix credentials or a missing database
             if time.monotonic() + delay > deadline:

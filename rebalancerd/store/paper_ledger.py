@@ -9,13 +9,13 @@ from typing import Any
 import asyncpg
 
 from rebalancerd.exchange.protocol import OrderState, RejectedError
-from rebalancerd.store.repository import QUERIES, Store
+from rebalancerd.store.database import QUERIES, Database
 
 
 class PgPaperLedger:
     """The PaperLedger of paper.py, in the database: fills apply atomically and once."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Database) -> None:
         self.store = store
 
     async def seed(self, account: str, balances: Mapping[str, Decimal]) -> None:

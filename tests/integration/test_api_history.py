@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from rebalancerd.store.repository import PortfolioFields, Store
+from rebalancerd.store.portfolios import PortfolioFields
+from rebalancerd.store.repository import Store
 from tests.api_support import Api, running_api
 
 

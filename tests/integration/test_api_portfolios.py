@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rebalancerd.store.repository import PortfolioFields, Store
+from rebalancerd.store.portfolios import PortfolioFields
+from rebalancerd.store.repository import Store
 from tests.api_support import ORIGINAL_BODY, Api, open_run, running_api
 
 MANAGE = "/api/portfolios/manage"

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from rebalancerd.store.repository import QUERIES, Store
+from rebalancerd.store.database import QUERIES
+from rebalancerd.store.repository import Store
 
 PORTFOLIOS = 5000
 # 90 % enabled; 1 % due (all of them enabled), the rest due within the next day.

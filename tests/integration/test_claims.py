@@ -10,7 +10,8 @@ import pytest
 from rebalancerd.config import SchedulerSettings
 from rebalancerd.metrics import Metrics
 from rebalancerd.runs.loop import PortfolioBusy, PortfolioNotFound, Scheduler
-from rebalancerd.store.repository import AccountInUseError, Store
+from rebalancerd.store.portfolios import AccountInUseError
+from rebalancerd.store.repository import Store
 from tests.factories import make_portfolio
 
 

@@ -1,0 +1,53 @@
+"""The base every store part builds on: the pool, the named queries of queries.sql, and which
+errors mean "the database could not serve this"."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+import asyncpg
+
+# Unreachable, restarting, timed out or failing the statement: the caller retries later (the
+# loop), answers 503 (the API) or reports the database down (/healthz); it never crashes.
+DB_ERRORS = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError)
+NOTIFY_CHANNEL = "rebalancerd"
+_BLOCK = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+def load_queries() -> dict[str, str]:
+    """Parse queries.sql once into {name: sql}."""
+    text = resources.files("rebalancerd.store").joinpath("queries.sql").read_text()
+    parts = _BLOCK.split(text)[1:]
+    return {name: sql.strip() for name, sql in zip(parts[::2], parts[1::2], strict=True)}
+
+
+QUERIES = load_queries()
+
+
+class Database:
+    """A pool that runs the named queries; the store's parts subclass it."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            return bool(await self.pool.fetchval("SELECT true", timeout=2))
+        except DB_ERRORS:
+            return False
+
+    async def notify(self, what: str) -> None:
+        """Wake every daemon's loop (and API caches): `what` changed."""
+        await self.pool.execute(QUERIES["notify"], what)

@@ -1,0 +1,118 @@
+"""Portfolios: what a client may set on one, reading and writing them, and the claim's locks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from rebalancerd.store.database import QUERIES, Database
+from rebalancerd.store.rows import Portfolio, from_record
+
+
+class AccountInUseError(Exception):
+    """Another enabled portfolio already trades this account."""
+
+
+@dataclass(frozen=True)
+class PortfolioFields:
+    """Everything a client may set on a portfolio (the store fills ids and timestamps)."""
+
+    name: str
+    user_id: str | None
+    account: str
+    target_weights: dict[str, Any]
+    rebalance_enabled: bool
+    rebalance_interval: str
+    rebalance_threshold: Decimal
+    max_orders_per_rebalance: int | None
+    schedule_tz: str | None
+    drift_band_abs: Decimal | None
+    drift_band_rel: Decimal | None
+    schedule_anchor: datetime | None
+    next_rebalance_at: datetime | None
+
+    def args(self) -> tuple[Any, ...]:
+        return (
+            self.name,
+            self.user_id,
+            self.account,
+            self.target_weights,
+            self.rebalance_enabled,
+            self.rebalance_interval,
+            self.rebalance_threshold,
+            self.max_orders_per_rebalance,
+            self.schedule_tz,
+            self.drift_band_abs,
+            self.drift_band_rel,
+            self.schedule_anchor,
+            self.next_rebalance_at,
+        )
+
+
+class PortfolioQueries(Database):
+    """The portfolios table: CRUD for the API, due and banded portfolios for the loop."""
+
+    async def list_portfolios(self) -> list[Portfolio]:
+        rows = await self.pool.fetch(QUERIES["list_portfolios"])
+        return [from_record(Portfolio, r) for r in rows]
+
+    async def get_portfolio(self, portfolio_id: str) -> Portfolio | None:
+        row = await self.pool.fetchrow(QUERIES["get_portfolio"], portfolio_id)
+        return None if row is None else from_record(Portfolio, row)
+
+    async def create_portfolio(self, values: PortfolioFields) -> Portfolio:
+        try:
+            row = await self.pool.fetchrow(QUERIES["insert_portfolio"], *values.args())
+        except asyncpg.UniqueViolationError:
+            raise AccountInUseError(values.account) from None
+        await self.notify("portfolios")
+        return from_record(Portfolio, row)
+
+    async def update_portfolio(
+        self, portfolio_id: str, values: PortfolioFields
+    ) -> Portfolio | None:
+        try:
+            row = await self.pool.fetchrow(
+                QUERIES["update_portfolio"], portfolio_id, *values.args()
+            )
+        except asyncpg.UniqueViolationError:
+            raise AccountInUseError(values.account) from None
+        await self.notify("portfolios")
+        return None if row is None else from_record(Portfolio, row)
+
+    async def delete_portfolio(self, portfolio_id: str) -> bool:
+        """Delete unless a run is open; False when nothing was deleted."""
+        deleted = await self.pool.fetchval(QUERIES["delete_portfolio"], portfolio_id)
+        await self.notify("portfolios")
+        return deleted is not None
+
+    async def schedule(self) -> list[Mapping[str, Any]]:
+        return [dict(r) for r in await self.pool.fetch(QUERIES["schedule"])]
+
+    async def earliest_due(self) -> datetime | None:
+        value: datetime | None = await self.pool.fetchval(QUERIES["earliest_due"])
+        return value
+
+    async def banded_portfolios(self, now: datetime) -> list[Portfolio]:
+        rows = await self.pool.fetch(QUERIES["banded_portfolios"], now)
+        return [from_record(Portfolio, r) for r in rows]
+
+    async def lock_due(
+        self, conn: asyncpg.Connection, now: datetime, limit: int, busy_accounts: Sequence[str]
+    ) -> list[Portfolio]:
+        rows = await conn.fetch(QUERIES["lock_due"], now, limit, list(busy_accounts))
+        return [from_record(Portfolio, r) for r in rows]
+
+    async def lock_portfolio(self, conn: asyncpg.Connection, portfolio_id: str) -> Portfolio | None:
+        row = await conn.fetchrow(QUERIES["lock_portfolio"], portfolio_id)
+        return None if row is None else from_record(Portfolio, row)
+
+    async def set_next_rebalance(
+        self, conn: asyncpg.Connection | None, portfolio_id: str, at: datetime | None
+    ) -> None:
+        await (conn or self.pool).execute(QUERIES["set_next_rebalance"], portfolio_id, at)

@@ -1,0 +1,122 @@
+"""Runs and their order intents: the claim's row, its lease, take-over, and each order's fate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+
+from rebalancerd.store.database import QUERIES, Database
+from rebalancerd.store.rows import OrderIntent, Portfolio, Run, from_record
+
+
+class RunQueries(Database):
+    """The rebalance_runs and order_intents tables."""
+
+    async def insert_run(
+        self,
+        conn: asyncpg.Connection,
+        portfolio: Portfolio,
+        slot: datetime | None,
+        triggered_by: str,
+        dry_run: bool,
+        owner: str,
+        lease_seconds: float,
+    ) -> Run | None:
+        """A new open run, or None when the slot ran already or the portfolio is running."""
+        row = await conn.fetchrow(
+            QUERIES["insert_run"],
+            portfolio.id,
+            portfolio.account,
+            slot,
+            triggered_by,
+            dry_run,
+            owner,
+            float(lease_seconds),
+        )
+        return None if row is None else from_record(Run, row)
+
+    async def extend_lease(self, run_id: int, owner: str, lease_seconds: float) -> bool:
+        """False when the lease was lost (another daemon took the run over)."""
+        value = await self.pool.fetchval(
+            QUERIES["extend_lease"], run_id, owner, float(lease_seconds)
+        )
+        return value is not None
+
+    async def take_over_run(
+        self, run_id: int, owner: str, lease_seconds: float, dead_owner: str = ""
+    ) -> Run | None:
+        row = await self.pool.fetchrow(
+            QUERIES["take_over_run"], run_id, owner, float(lease_seconds), dead_owner
+        )
+        return None if row is None else from_record(Run, row)
+
+    async def open_runs(self) -> list[Run]:
+        return [from_record(Run, r) for r in await self.pool.fetch(QUERIES["open_runs"])]
+
+    async def earliest_foreign_lease(self, owner: str) -> datetime | None:
+        value: datetime | None = await self.pool.fetchval(QUERIES["earliest_lease_expiry"], owner)
+        return value
+
+    async def update_intent(
+        self,
+        client_order_id: str,
+        status: str,
+        *,
+        txid: str | None = None,
+        volume_executed: Decimal = Decimal(0),
+        cost: Decimal = Decimal(0),
+        fee: Decimal = Decimal(0),
+        avg_price: Decimal = Decimal(0),
+        error: str | None = None,
+    ) -> OrderIntent:
+        row = await self.pool.fetchrow(
+            QUERIES["update_intent"],
+            client_order_id,
+            status,
+            txid,
+            volume_executed,
+            cost,
+            fee,
+            avg_price,
+            error,
+        )
+        return from_record(OrderIntent, row)
+
+    async def insert_intents(
+        self, run_id: int, rows: Sequence[tuple[int, str, str, str, str, Decimal, Decimal]]
+    ) -> list[OrderIntent]:
+        """Commit many intents at once: (seq, client id, symbol, pair, side, volume, price)."""
+        async with self.transaction() as conn:
+            return [
+                from_record(OrderIntent, await conn.fetchrow(QUERIES["insert_intent"], run_id, *r))
+                for r in rows
+            ]
+
+    async def save_intents(self, intents: Sequence[OrderIntent]) -> None:
+        """Store what became of many orders in one transaction."""
+        args = [
+            (
+                i.client_order_id,
+                i.status,
+                i.txid,
+                i.volume_executed,
+                i.cost,
+                i.fee,
+                i.avg_price,
+                i.error,
+            )
+            for i in intents
+        ]
+        async with self.transaction() as conn:
+            await conn.executemany(QUERIES["update_intent"], args)
+
+    async def run_intents(self, run_id: int) -> list[OrderIntent]:
+        rows = await self.pool.fetch(QUERIES["run_intents"], run_id)
+        return [from_record(OrderIntent, r) for r in rows]
+
+    async def unresolved_intents(self, portfolio_id: str) -> list[OrderIntent]:
+        rows = await self.pool.fetch(QUERIES["unresolved_intents"], portfolio_id)
+        return [from_record(OrderIntent, r) for r in rows]
