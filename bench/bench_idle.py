@@ -5,10 +5,11 @@ Targets: <= 0.05 CPU-s/min, <= 100 MB.
                                          [--seconds 60] [--windows 1]
 
 The real `rebalancerd run` process gets N accounts (paper: priced by the fake Kraken; live:
-API keys on the fake Kraken) and N enabled portfolios due in 1 to 2 days. After a settle
-period, each window reads utime + stime from /proc/<pid>/stat at its start and end (10 ms
-ticks), the same from the threads' schedstat (nanoseconds), VmRSS at its end, and the embedded
-PostgreSQL's CPU over the window (all its processes).
+API keys on the fake Kraken) and N enabled portfolios due in 1 to 2 days. Start-up is timed
+from the process's start to its READY=1 (sd_notify, to a socket of the bench's) and to /healthz
+answering. After a settle period, each window reads utime + stime from /proc/<pid>/stat at its
+start and end (10 ms ticks), the same from the threads' schedstat (nanoseconds), VmRSS at its
+end, and the embedded PostgreSQL's CPU over the window (all its processes).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.support import (
     Database,
+    ReadyWatch,
     account_name,
     cpu_seconds,
     cpu_seconds_fine,
@@ -78,8 +81,30 @@ async def window(db: Database, pid: int, seconds: float) -> tuple[float, float, 
     )
 
 
-async def bench(args: argparse.Namespace) -> None:
+async def measure(
+    args: argparse.Namespace, db: Database, env: dict[str, str], watch: ReadyWatch
+) -> list[tuple[float, float, float, float]]:
+    """Start the daemon, time its start-up, then the idle windows."""
     rows = []
+    started = time.monotonic()
+    async with running_daemon(Path(env["REBALANCERD_CONFIG"]).parent, env) as daemon:
+        assert daemon.proc is not None
+        healthy = time.monotonic() - started
+        ready = (watch.ready_at or float("nan")) - started
+        print(f"   start -> READY=1 {ready:.2f} s, -> /healthz {healthy:.2f} s", flush=True)
+        await asyncio.sleep(SETTLE)
+        for i in range(args.windows):
+            rows.append(await window(db, daemon.proc.pid, args.seconds))
+            cpu, fine, rss, pg = rows[-1]
+            print(
+                f"  window {i + 1} ({args.seconds:.0f} s): daemon {cpu:.4f} CPU-s/min "
+                f"(schedstat {fine:.4f}), RSS {rss:.1f} MB; PostgreSQL {pg:.4f} CPU-s/min",
+                flush=True,
+            )
+    return rows
+
+
+async def bench(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="rbd-bench-") as tmp:
         async with scratch_database() as db, FakeKraken() as fake:
             keys = [
@@ -89,17 +114,13 @@ async def bench(args: argparse.Namespace) -> None:
             later = datetime.now(UTC) + timedelta(days=1)
             await insert_portfolios(db.pool, args.portfolios, first_due=later, spacing_seconds=86.4)
             config = write_config(Path(tmp) / "config.toml", sections(args.mode, fake.url, keys))
-            async with running_daemon(Path(tmp), daemon_env(db.dsn, config, fake.url)) as daemon:
-                assert daemon.proc is not None
-                await asyncio.sleep(SETTLE)
-                for i in range(args.windows):
-                    rows.append(await window(db, daemon.proc.pid, args.seconds))
-                    cpu, fine, rss, pg = rows[-1]
-                    print(
-                        f"  window {i + 1} ({args.seconds:.0f} s): daemon {cpu:.4f} CPU-s/min "
-                        f"(schedstat {fine:.4f}), RSS {rss:.1f} MB; PostgreSQL {pg:.4f} CPU-s/min",
-                        flush=True,
-                    )
+            env = daemon_env(db.dsn, config, fake.url)
+            watch = ReadyWatch(Path(tmp) / "notify")
+            env["NOTIFY_SOCKET"] = str(watch.path)
+            try:
+                rows = await measure(args, db, env, watch)
+            finally:
+                watch.close()
             requests = len(fake.requests)
     report(rows, requests)
 

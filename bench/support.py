@@ -10,6 +10,7 @@ import contextlib
 import os
 import platform
 import shutil
+import socket
 import statistics
 import sys
 import tempfile
@@ -197,6 +198,29 @@ async def running_daemon(
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(daemon.terminate, 30.0)
         daemon.stop()
+
+
+class ReadyWatch:
+    """A NOTIFY_SOCKET for a daemon under test: the monotonic time its READY=1 arrived."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ready_at: float | None = None
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(path))
+        self._sock.setblocking(False)
+        asyncio.get_running_loop().add_reader(self._sock.fileno(), self._read)
+
+    def _read(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                message = self._sock.recv(4096)
+                if self.ready_at is None and b"READY=1" in message.split(b"\n"):
+                    self.ready_at = time.monotonic()
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self._sock.fileno())
+        self._sock.close()
 
 
 # -- /proc
