@@ -16,7 +16,9 @@ from rebalancerd import schedule
 from rebalancerd.aio import any_of
 from rebalancerd.exchange.protocol import Exchange, ExchangeError
 from rebalancerd.metrics import Metrics
-from rebalancerd.runs.trade import FINAL, Executor, RunOutcome, intent_json, record_state
+from rebalancerd.runs.outcome import RunOutcome, intent_json
+from rebalancerd.runs.placement import FINAL, record_state
+from rebalancerd.runs.trade import Executor
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import HistoryRecord, OrderIntent, Portfolio, Run
 
@@ -79,9 +81,9 @@ class RunManager:
                 outcome = await self._outcome(run, portfolio, lost)
             except Exception as exc:  # one bad portfolio must not stop the loop for all
                 log.exception("[Rebalance:%s] ERROR: run failed unexpectedly", portfolio.id)
-                outcome = RunOutcome(errors=[f"run failed: {type(exc).__name__}: {exc}"])
+                outcome = RunOutcome(errors=(f"run failed: {type(exc).__name__}: {exc}",))
             record = await self.store.finish_run(
-                run, self.owner, outcome.history(run, started), _first(outcome)
+                run, self.owner, outcome.history(run, _ms(started))
             )
         finally:
             keeper.cancel()
@@ -96,10 +98,10 @@ class RunManager:
     async def _outcome(self, run: Run, portfolio: Portfolio, lost: asyncio.Event) -> RunOutcome:
         exchange = self.exchanges.get(portfolio.account)
         if exchange is None:
-            return RunOutcome(errors=[f"account {portfolio.account!r} is not configured"])
+            return RunOutcome(errors=(f"account {portfolio.account!r} is not configured",))
         pending = await self._resolve_earlier(portfolio, exchange)
         if pending:
-            return RunOutcome(errors=[f"earlier order {pending} is still unresolved; not trading"])
+            return RunOutcome(errors=(f"earlier order {pending} is still unresolved; not trading",))
         async with any_of(self.stopping, lost) as stop:
             return await self.executor.rebalance(run, portfolio, exchange, stop)
 
@@ -126,18 +128,17 @@ class RunManager:
         portfolio = await self.store.get_portfolio(run.portfolio_id)
         exchange = self.exchanges.get(run.account)
         intents = await self.store.run_intents(run.id)
-        outcome = RunOutcome(planned=len(intents))
+        errors = [INTERRUPTED]
+        settled = []
         for intent in intents:
             if exchange is not None and intent.status not in FINAL:
                 try:
                     intent = await resolve_intent(self.store, exchange, intent)
                 except ExchangeError as exc:
-                    outcome.errors.append(f"could not look up {intent.client_order_id}: {exc}")
-            outcome.orders.append(intent_json(intent))
-        outcome.errors.insert(0, INTERRUPTED)
-        record = await self.store.finish_run(
-            run, self.owner, outcome.history(run, started), outcome.errors[0]
-        )
+                    errors.append(f"could not look up {intent.client_order_id}: {exc}")
+            settled.append(intent_json(intent))
+        outcome = RunOutcome(planned=len(intents), orders=tuple(settled), errors=tuple(errors))
+        record = await self.store.finish_run(run, self.owner, outcome.history(run, _ms(started)))
         log.warning(
             "[Scheduler] Reconciled interrupted run %d of portfolio %s (%d orders)",
             run.id,
@@ -216,5 +217,6 @@ async def resolve_intent(store: Store, exchange: Exchange, intent: OrderIntent) 
     return await record_state(store, intent.client_order_id, state)
 
 
-def _first(outcome: RunOutcome) -> str | None:
-    return outcome.errors[0] if outcome.errors else None
+def _ms(started: float) -> int:
+    """Milliseconds since the monotonic time `started`."""
+    return int((time.monotonic() - started) * 1000)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from rebalancerd import schedule
@@ -18,6 +19,7 @@ from rebalancerd.exchange.protocol import Exchange, ExchangeError
 from rebalancerd.metrics import Metrics
 from rebalancerd.planning import plan as planner
 from rebalancerd.runs.lifecycle import RunManager, owner_is_dead
+from rebalancerd.runs.trade import Preview
 from rebalancerd.store.database import DB_ERRORS, NOTIFY_CHANNEL
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import HistoryRecord, Portfolio, Run, SchedulerState
@@ -279,7 +281,7 @@ class Scheduler:
         log.info("[Scheduler] Manual rebalance of %s (%s)", portfolio.name, portfolio.id)
         return await self.runs.execute(run, portfolio)
 
-    async def preview(self, portfolio_id: str) -> dict[str, Any]:
+    async def preview(self, portfolio_id: str) -> Preview:
         """The plan a run would make now (calls the exchange, places nothing)."""
         portfolio = await self.store.get_portfolio(portfolio_id)
         if portfolio is None:
@@ -287,7 +289,7 @@ class Scheduler:
         exchange = self.exchanges.get(portfolio.account)
         if exchange is None:
             return {
-                "portfolioValue": 0,
+                "portfolioValue": Decimal(0),
                 "plan": None,
                 "errors": [f"account {portfolio.account!r} is not configured"],
             }

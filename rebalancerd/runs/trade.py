@@ -1,101 +1,65 @@
-"""One portfolio's run: plan, commit each order's intent, send it once, record the truth."""
+"""One portfolio's run: plan it against the account's market, then sell, then buy with what the
+sells brought (placing the orders is runs/placement.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
-from rebalancerd.backoff import doubling
-from rebalancerd.exchange.protocol import (
-    AmbiguousOrderError,
-    Exchange,
-    ExchangeError,
-    FatalError,
-    OrderRequest,
-    OrderState,
-    RejectedError,
-    Side,
-)
+from rebalancerd.exchange.protocol import Exchange, ExchangeError, FatalError, PairRules, Quote
 from rebalancerd.metrics import Metrics
 from rebalancerd.planning import plan as planner
+from rebalancerd.runs.outcome import RunOutcome, planned_json
+from rebalancerd.runs.placement import OrderPlacement
 from rebalancerd.store.repository import Store
-from rebalancerd.store.rows import OrderIntent, Portfolio, Run, decimal_str
+from rebalancerd.store.rows import Portfolio, Run
 
 log = logging.getLogger(__name__)
 CASH = "EUR"
 # Buys are budgeted to this share of the cash: a market order fills at the ask or worse, and
 # Kraken rounds cost and fee up to the pair's cost decimals; spending to the last cent fails.
 BUY_BUDGET = Decimal("0.997")
-FINAL = ("filled", "canceled", "rejected", "not_placed")  # intent states that change no more
 
 
-def _log(portfolio_id: str, level: int, kind: str, msg: str, *args: Any) -> None:
+def _log(portfolio_id: str, level: int, kind: str, msg: str, *args: object) -> None:
     log.log(level, f"[Rebalance:{portfolio_id}] {kind}: {msg}", *args)
 
 
-@dataclass
-class RunOutcome:
-    """What a run did, as the history row will say."""
+@dataclass(frozen=True)
+class RunPlan:
+    """Planning a run: the plan, the market it was priced in, or why nothing may be traded."""
 
-    portfolio_value: Decimal = Decimal(0)
-    orders: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    planned: int = 0
-    plan: dict[str, Any] | None = None
-    ambiguous: bool = False
-    seq: int = 0  # the next order's number within the run
+    plan: planner.Plan | None = None  # None when a target asset has no EUR market
+    error: str | None = None
+    quotes: Mapping[str, Quote] = field(default_factory=dict)
+    pairs: Mapping[str, PairRules] = field(default_factory=dict)
+    fee_rate: Decimal = Decimal(0)
+    cash: Decimal = Decimal(0)  # EUR the account holds before the sells
 
-    def history(self, run: Run, started: float) -> dict[str, Any]:
-        executed = [o for o in self.orders if o["status"] == "filled"]
-        failed = [o for o in self.orders if o["status"] in ("rejected", "unknown", "not_placed")]
-        traded = sum((Decimal(o["cost"]) for o in executed), Decimal(0))
-        return {
-            "success": not self.errors,
-            "dry_run": run.dry_run,
-            "portfolio_value": self.portfolio_value,
-            "orders_planned": self.planned,
-            "orders_executed": len(executed),
-            "orders_failed": len(failed),
-            "total_value_traded": traded,
-            "orders": self.orders,
-            "errors": self.errors or None,
-            "triggered_by": run.triggered_by,
-            "duration": int((time.monotonic() - started) * 1000),
-        }
+    @property
+    def tradable(self) -> planner.Plan | None:
+        """The plan when it may be traded."""
+        return self.plan if self.error is None else None
+
+    def outcome(self) -> RunOutcome:
+        """A run's outcome once planned: the portfolio's value, the order count, any error."""
+        errors = () if self.error is None else (self.error,)
+        if self.plan is None:
+            return RunOutcome(errors=errors)
+        return RunOutcome(self.plan.value, len(self.plan.orders), errors=errors)
 
 
-def intent_json(intent: OrderIntent) -> dict[str, Any]:
-    """One order of a history record."""
-    return {
-        "symbol": intent.symbol,
-        "pair": intent.pair,
-        "side": intent.side,
-        "volume": decimal_str(intent.volume),
-        "status": intent.status,
-        "clientOrderId": intent.client_order_id,
-        "txid": intent.txid,
-        "volumeExecuted": decimal_str(intent.volume_executed),
-        "cost": decimal_str(intent.cost),
-        "fee": decimal_str(intent.fee),
-        "price": decimal_str(intent.avg_price),
-        "error": intent.error,
-    }
+class Preview(TypedDict):
+    """The plan a run would make now, as the API shows it."""
 
-
-def status_of(state: OrderState) -> str:
-    """Our intent status for what the exchange reports."""
-    if state.status == "closed":
-        return "filled"
-    if state.status in ("canceled", "expired"):
-        return "canceled"
-    return "placed"
+    portfolioValue: Decimal
+    plan: dict[str, Any] | None  # Plan.as_dict(): JSON
+    errors: list[str]
 
 
 class Executor:
@@ -109,94 +73,41 @@ class Executor:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         fill_timeout: float = 30.0,
     ) -> None:
-        self.store = store
         self.metrics = metrics
         self.clock = clock
-        self.fill_timeout = fill_timeout
+        self.placement = OrderPlacement(store, metrics, fill_timeout=fill_timeout)
 
     async def rebalance(
         self, run: Run, portfolio: Portfolio, exchange: Exchange, stopping: asyncio.Event
     ) -> RunOutcome:
         """Plan and trade; never raises for exchange trouble (it is recorded instead)."""
-        outcome = RunOutcome()
-        pid = portfolio.id
-        _log(pid, logging.INFO, "INFO", "Starting portfolio rebalance%s", _dry(run))
-        try:
-            await self._trade(run, portfolio, exchange, stopping, outcome)
-        except FatalError as exc:
-            self.metrics.exchange_errors.labels("fatal").inc()
-            outcome.errors.append(f"exchange refused the account: {exc}")
-        except ExchangeError as exc:
-            self.metrics.exchange_errors.labels(type(exc).__name__).inc()
-            outcome.errors.append(f"exchange error: {exc}")
+        _log(portfolio.id, logging.INFO, "INFO", "Starting portfolio rebalance%s", _dry(run))
+        outcome = await self._run(run, portfolio, exchange, stopping)
         for message in outcome.errors:
-            _log(pid, logging.ERROR, "ERROR", "%s", message)
+            _log(portfolio.id, logging.ERROR, "ERROR", "%s", message)
         return outcome
 
-    async def preview(self, portfolio: Portfolio, exchange: Exchange) -> dict[str, Any]:
+    async def preview(self, portfolio: Portfolio, exchange: Exchange) -> Preview:
         """What a run would trade now and why each skip, without placing anything."""
-        outcome = RunOutcome()
-        await self._plan(portfolio, exchange, outcome)
+        planned = await self.plan_run(portfolio, exchange)
         return {
-            "portfolioValue": outcome.portfolio_value,
-            "plan": outcome.plan,
-            "errors": outcome.errors,
+            "portfolioValue": planned.outcome().portfolio_value,
+            "plan": None if planned.plan is None else planned.plan.as_dict(),
+            "errors": [] if planned.error is None else [planned.error],
         }
 
     async def current_plan(self, portfolio: Portfolio, exchange: Exchange) -> planner.Plan | None:
         """The plan a run would make now, or None when it could not be made."""
-        plan, *_ = await self._plan(portfolio, exchange, RunOutcome())
-        return plan  # type: ignore[no-any-return]
+        return (await self.plan_run(portfolio, exchange)).tradable
 
-    async def _trade(
-        self,
-        run: Run,
-        portfolio: Portfolio,
-        exchange: Exchange,
-        stopping: asyncio.Event,
-        outcome: RunOutcome,
-    ) -> None:
-        pid = portfolio.id
-        plan, quotes, pairs, fee_rate, cash = await self._plan(portfolio, exchange, outcome)
-        if plan is None:
-            return
-        _log(pid, logging.INFO, "INFO", "Generated %d rebalance orders", len(plan.orders))
-        for skip in plan.skipped:
-            _log(
-                pid, logging.INFO, "INFO", "Skipped %s %s: %s", skip.side, skip.symbol, skip.reason
-            )
-        if run.dry_run:
-            outcome.orders = [_planned_json(o, "planned") for o in plan.orders]
-            return
-        sells = [o for o in plan.orders if o.side == "sell"]
-        buys = [o for o in plan.orders if o.side == "buy"]
-        proceeds = await self._place_all(run, pid, exchange, sells, stopping, outcome)
-        if stopping.is_set() or outcome.ambiguous:
-            outcome.errors.append(
-                "stopped before buying: "
-                + (
-                    "the daemon is shutting down"
-                    if stopping.is_set()
-                    else "a sell's outcome is unknown"
-                )
-            )
-            return
-        available = max((cash + proceeds - plan.cash_reserve) * BUY_BUDGET, Decimal(0))
-        sized, skipped = planner.size_buys(buys, available, quotes, pairs, fee_rate)
-        for skip in skipped:
-            _log(pid, logging.INFO, "INFO", "Skipped buy %s: %s", skip.symbol, skip.reason)
-        await self._place_all(run, pid, exchange, list(sized), stopping, outcome)
-
-    async def _plan(
-        self, portfolio: Portfolio, exchange: Exchange, outcome: RunOutcome
-    ) -> tuple[Any, Any, Any, Decimal, Decimal]:
+    async def plan_run(self, portfolio: Portfolio, exchange: Exchange) -> RunPlan:
+        """Read the account's markets, balances and fee, and plan the portfolio against them."""
         weights = portfolio.weights()
         bases = sorted(s for s in weights if s != CASH)
         pairs = await exchange.pair_rules(bases, CASH)
         missing = [b for b in bases if b not in pairs]
         if missing:
-            outcome.errors.append(f"no {CASH} market for {', '.join(missing)}")
-            return None, None, None, Decimal(0), Decimal(0)
+            return RunPlan(error=f"no {CASH} market for {', '.join(missing)}")
         pair_keys = [pairs[b].pair for b in bases]
         balances, tickers, fee_rate = await asyncio.gather(
             exchange.balances(),
@@ -204,192 +115,79 @@ class Executor:
             exchange.fee_rate(pair_keys[0]) if pair_keys else _zero(),
         )
         quotes = {b: tickers[pairs[b].pair] for b in bases if pairs[b].pair in tickers}
-        rules = planner.PortfolioRules(
-            target_weights=weights,
-            threshold=portfolio.rebalance_threshold,
-            max_orders=portfolio.max_orders_per_rebalance,
-            band_abs=portfolio.drift_band_abs,
-            band_rel=portfolio.drift_band_rel,
-        )
+        rules = _rules(portfolio, weights)
         plan = planner.plan(balances, quotes, pairs, fee_rate, rules, self.clock(), cash=CASH)
-        outcome.portfolio_value = plan.value
-        outcome.planned = len(plan.orders)
-        outcome.plan = plan.as_dict()
         if plan.aborted:
-            outcome.errors.append(f"plan aborted: {plan.aborted}")
-            return None, None, None, Decimal(0), Decimal(0)
-        _log(
-            portfolio.id,
-            logging.INFO,
-            "SUCCESS",
-            "Portfolio value calculated: €%s",
-            f"{plan.value:,.2f}",
-        )
+            return RunPlan(plan, f"plan aborted: {plan.aborted}")
+        value = f"{plan.value:,.2f}"
+        _log(portfolio.id, logging.INFO, "SUCCESS", "Portfolio value calculated: €%s", value)
         cash = balances.tradable.get(CASH, Decimal(0))
-        return plan, quotes, pairs, fee_rate, cash
+        return RunPlan(plan, None, quotes, pairs, fee_rate, cash)
 
-    async def _place_all(
-        self,
-        run: Run,
-        pid: str,
-        exchange: Exchange,
-        orders: Sequence[planner.PlannedOrder],
-        stopping: asyncio.Event,
-        outcome: RunOutcome,
-    ) -> Decimal:
-        """Place one side's orders, confirm their fills together; EUR net received (sells)."""
-        intents = await self._commit_intents(run, orders, outcome)
-        sent: list[OrderIntent] = []
-        for intent in intents:
-            held = _held_back(intent, stopping, outcome)
-            if held:
-                outcome.errors.append(held)
-                sent.append(replace(intent, status="not_placed", error=held))
-                continue
-            sent.append(await self._send(pid, exchange, intent))
-            outcome.ambiguous |= sent[-1].status == "unknown"
-        done = await self._confirm(exchange, sent, outcome)
-        await self.store.save_intents(done)
-        return self._account(pid, done, outcome)
-
-    async def _commit_intents(
-        self, run: Run, orders: Sequence[planner.PlannedOrder], outcome: RunOutcome
-    ) -> list[OrderIntent]:
-        """Commit every intent of the side before any of its orders leaves.
-
-        A crash from here on is reconciled by looking each client order id up at the
-        exchange, never by sending it again. One transaction for the side, not one per order.
-        """
-        rows = []
-        for order in orders:
-            coid = str(uuid.uuid4())
-            rows.append(
-                (outcome.seq, coid, order.symbol, order.pair, order.side, order.volume, order.price)
-            )
-            outcome.seq += 1
-        return await self.store.insert_intents(run.id, rows) if rows else []
-
-    async def _send(self, pid: str, exchange: Exchange, intent: OrderIntent) -> OrderIntent:
-        """Send one committed order; what became of it, not yet stored."""
-        side: Side = "buy" if intent.side == "buy" else "sell"
-        request = OrderRequest(intent.pair, side, intent.volume, intent.client_order_id)
+    async def _run(
+        self, run: Run, portfolio: Portfolio, exchange: Exchange, stopping: asyncio.Event
+    ) -> RunOutcome:
+        """Each step returns the outcome so far, so an exchange failure keeps what went before."""
+        outcome = RunOutcome()
         try:
-            state = await exchange.place_order(request)
-        except RejectedError as exc:
-            _log(
-                pid,
-                logging.WARNING,
-                "ERROR",
-                "Order rejected: %s %s: %s",
-                intent.side,
-                intent.symbol,
-                exc,
-            )
-            return replace(intent, status="rejected", error=str(exc))
-        except AmbiguousOrderError as exc:
-            self.metrics.exchange_errors.labels("ambiguous").inc()
-            return replace(intent, status="unknown", error=f"outcome unknown: {exc}")
-        except (FatalError, asyncio.CancelledError):
-            raise
+            planned = await self.plan_run(portfolio, exchange)
+            outcome = planned.outcome()
+            plan = planned.tradable
+            if plan is None:
+                return outcome
+            _log_plan(portfolio.id, plan)
+            if run.dry_run:
+                return outcome.with_orders(planned_json(o) for o in plan.orders)
+            sold = await self.placement.place(run, exchange, plan.sells, 0, stopping)
+            outcome = outcome.with_orders(sold.orders, sold.errors)
+            if stopping.is_set() or sold.ambiguous:
+                return outcome.failed(_not_buying(stopping))
+            buys = _sized_buys(portfolio.id, planned, plan, sold.proceeds)
+            bought = await self.placement.place(run, exchange, buys, len(plan.sells), stopping)
+            return outcome.with_orders(bought.orders, bought.errors)
         except ExchangeError as exc:
-            # Only errors raised before the request could have been accepted reach here.
-            return replace(intent, status="not_placed", error=str(exc))
-        return with_state(intent, state)
+            return outcome.failed(self._exchange_failure(exc))
 
-    async def _confirm(
-        self, exchange: Exchange, intents: list[OrderIntent], outcome: RunOutcome
-    ) -> list[OrderIntent]:
-        """Wait (bounded) until the placed orders are done, asking for all of them at once."""
-        deadline = time.monotonic() + self.fill_timeout
-        looks = 0
-        while open_ := {i.txid for i in intents if i.status == "placed" and i.txid}:
-            if time.monotonic() >= deadline:
-                outcome.ambiguous = True
-                outcome.errors.append(f"{len(open_)} order(s) not confirmed filled in time")
-                break
-            # Market orders fill at once: the first look needs no pause.
-            await asyncio.sleep(doubling(looks - 1, 0.2, 2.0) if looks else 0.0)
-            looks += 1
-            try:
-                states = await exchange.query_orders(sorted(open_))
-            except ExchangeError as exc:
-                outcome.ambiguous = True
-                outcome.errors.append(f"fills not confirmed: {exc}")
-                break
-            intents = [with_state(i, states[i.txid]) if i.txid in states else i for i in intents]
-        return intents
-
-    def _account(self, pid: str, intents: list[OrderIntent], outcome: RunOutcome) -> Decimal:
-        """Add the side's orders to the outcome; the EUR its sells brought in, net of fees."""
-        net = Decimal(0)
-        for intent in intents:
-            outcome.orders.append(intent_json(intent))
-            self.metrics.orders.labels(intent.status, intent.side).inc()
-            if intent.error and intent.status != "not_placed":
-                outcome.errors.append(f"{intent.side} {intent.symbol}: {intent.error}")
-            if intent.status == "filled":
-                _log(
-                    pid,
-                    logging.INFO,
-                    "SUCCESS",
-                    "Order executed successfully: %s %s %s",
-                    intent.side,
-                    decimal_str(intent.volume_executed),
-                    intent.symbol,
-                )
-            if intent.side == "sell":
-                net += intent.cost - intent.fee
-        return net
+    def _exchange_failure(self, exc: ExchangeError) -> str:
+        if isinstance(exc, FatalError):
+            self.metrics.exchange_errors.labels("fatal").inc()
+            return f"exchange refused the account: {exc}"
+        self.metrics.exchange_errors.labels(type(exc).__name__).inc()
+        return f"exchange error: {exc}"
 
 
-def with_state(intent: OrderIntent, state: OrderState) -> OrderIntent:
-    """The intent as the exchange reports its order."""
-    return replace(
-        intent,
-        status=status_of(state),
-        txid=state.txid,
-        volume_executed=state.volume_executed,
-        cost=state.cost,
-        fee=state.fee,
-        avg_price=state.avg_price,
+def _sized_buys(
+    pid: str, planned: RunPlan, plan: planner.Plan, proceeds: Decimal
+) -> tuple[planner.PlannedOrder, ...]:
+    """The plan's buys, re-sized to the cash there is now that the sells have filled."""
+    available = max((planned.cash + proceeds - plan.cash_reserve) * BUY_BUDGET, Decimal(0))
+    sized, skipped = planner.size_buys(
+        plan.buys, available, planned.quotes, planned.pairs, planned.fee_rate
+    )
+    for skip in skipped:
+        _log(pid, logging.INFO, "INFO", "Skipped buy %s: %s", skip.symbol, skip.reason)
+    return sized
+
+
+def _rules(portfolio: Portfolio, weights: Mapping[str, Decimal]) -> planner.PortfolioRules:
+    return planner.PortfolioRules(
+        target_weights=weights,
+        threshold=portfolio.rebalance_threshold,
+        max_orders=portfolio.max_orders_per_rebalance,
+        band_abs=portfolio.drift_band_abs,
+        band_rel=portfolio.drift_band_rel,
     )
 
 
-def _held_back(order: OrderIntent, stopping: asyncio.Event, outcome: RunOutcome) -> str:
-    """Why an order must not be sent now, or "" when it may."""
-    if stopping.is_set():
-        return f"not placed ({order.side} {order.symbol}): shutting down"
-    if outcome.ambiguous:
-        # The exchange could not say what became of an order: trading on would rest on
-        # guessed balances. The next run settles it first.
-        return f"not placed ({order.side} {order.symbol}): an earlier order's outcome is unknown"
-    return ""
+def _log_plan(pid: str, plan: planner.Plan) -> None:
+    _log(pid, logging.INFO, "INFO", "Generated %d rebalance orders", len(plan.orders))
+    for skip in plan.skipped:
+        _log(pid, logging.INFO, "INFO", "Skipped %s %s: %s", skip.side, skip.symbol, skip.reason)
 
 
-async def record_state(store: Store, client_order_id: str, state: OrderState) -> OrderIntent:
-    """Store what the exchange says about an order."""
-    return await store.update_intent(
-        client_order_id,
-        status_of(state),
-        txid=state.txid,
-        volume_executed=state.volume_executed,
-        cost=state.cost,
-        fee=state.fee,
-        avg_price=state.avg_price,
-    )
-
-
-def _planned_json(order: planner.PlannedOrder, status: str) -> dict[str, Any]:
-    return {
-        "symbol": order.symbol,
-        "pair": order.pair,
-        "side": order.side,
-        "volume": decimal_str(order.volume),
-        "status": status,
-        "price": decimal_str(order.price),
-        "value": decimal_str(order.value),
-        "fee": decimal_str(order.fee),
-    }
+def _not_buying(stopping: asyncio.Event) -> str:
+    why = "the daemon is shutting down" if stopping.is_set() else "a sell's outcome is unknown"
+    return f"stopped before buying: {why}"
 
 
 def _dry(run: Run) -> str:

@@ -2,19 +2,60 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from rebalancerd.store.database import QUERIES, Database
 from rebalancerd.store.rows import HistoryRecord, Run, from_record
 
 
+@dataclass(frozen=True)
+class HistoryFields:
+    """A finished run's history row as the runs code hands it over (the store adds the id,
+    portfolio and time)."""
+
+    success: bool
+    dry_run: bool
+    portfolio_value: Decimal
+    orders_planned: int
+    orders_executed: int
+    orders_failed: int
+    total_value_traded: Decimal
+    orders: Sequence[Mapping[str, object]]  # stored as JSON
+    errors: Sequence[str]
+    triggered_by: str
+    duration: int  # milliseconds
+
+    @property
+    def first_error(self) -> str | None:
+        """What the run row keeps as its error."""
+        return self.errors[0] if self.errors else None
+
+    def args(self) -> tuple[object, ...]:
+        """The insert_history parameters after the portfolio id."""
+        return (
+            self.success,
+            self.dry_run,
+            self.portfolio_value,
+            self.orders_planned,
+            self.orders_executed,
+            self.orders_failed,
+            self.total_value_traded,
+            [dict(order) for order in self.orders],
+            list(self.errors) or None,
+            self.triggered_by,
+            self.duration,
+        )
+
+
 class HistoryQueries(Database):
     """The rebalance_history table, and finishing a run (which writes its row)."""
 
     async def finish_run(
-        self, run: Run, owner: str, history: Mapping[str, Any], error: str | None
+        self, run: Run, owner: str, history: HistoryFields
     ) -> HistoryRecord | None:
         """Write the history row and close the run in one transaction.
 
@@ -23,30 +64,16 @@ class HistoryQueries(Database):
         try:
             async with self.transaction() as conn:
                 row = await conn.fetchrow(
-                    QUERIES["insert_history"],
-                    run.portfolio_id,
-                    history["success"],
-                    history["dry_run"],
-                    history["portfolio_value"],
-                    history["orders_planned"],
-                    history["orders_executed"],
-                    history["orders_failed"],
-                    history["total_value_traded"],
-                    history["orders"],
-                    history["errors"],
-                    history["triggered_by"],
-                    history["duration"],
+                    QUERIES["insert_history"], run.portfolio_id, *history.args()
                 )
-                status = "succeeded" if history["success"] else "failed"
+                status = "succeeded" if history.success else "failed"
                 fenced = await conn.fetchval(
-                    QUERIES["finish_run"], run.id, owner, status, row["id"], error
+                    QUERIES["finish_run"], run.id, owner, status, row["id"], history.first_error
                 )
                 if fenced is None:
                     raise _FencedOff  # rolls the history row back
-                if history["success"]:
-                    await conn.execute(QUERIES["mark_rebalanced"], run.portfolio_id)
-                else:
-                    await conn.execute(QUERIES["mark_failed"], run.portfolio_id)
+                mark = "mark_rebalanced" if history.success else "mark_failed"
+                await conn.execute(QUERIES[mark], run.portfolio_id)
         except _FencedOff:
             return None
         await self.notify("runs")

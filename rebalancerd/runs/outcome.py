@@ -1,0 +1,100 @@
+"""What a run did, typed: its orders as the history record shows them, its errors, and the
+history fields handed to the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Required, TypedDict
+
+from rebalancerd.planning.types import PlannedOrder
+from rebalancerd.store.history import HistoryFields
+from rebalancerd.store.rows import OrderIntent, Run, decimal_str
+
+FAILED = ("rejected", "unknown", "not_placed")  # order statuses counted as failed
+
+
+class OrderJson(TypedDict, total=False):
+    """One order of a history record: an intent as the exchange left it, or a dry run's plan."""
+
+    symbol: Required[str]
+    pair: Required[str]
+    side: Required[str]
+    volume: Required[str]
+    status: Required[str]
+    price: Required[str]
+    fee: Required[str]
+    clientOrderId: str
+    txid: str | None
+    volumeExecuted: str
+    cost: str
+    error: str | None
+    value: str  # planned orders only
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run did, as its history row will say; each step of a run returns a new one."""
+
+    portfolio_value: Decimal = Decimal(0)
+    planned: int = 0  # orders in the plan
+    orders: tuple[OrderJson, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    def with_orders(self, orders: Iterable[OrderJson], errors: Iterable[str] = ()) -> RunOutcome:
+        """This outcome with more orders (and the errors that came with them)."""
+        return replace(self, orders=(*self.orders, *orders), errors=(*self.errors, *errors))
+
+    def failed(self, error: str) -> RunOutcome:
+        """This outcome with one more error."""
+        return replace(self, errors=(*self.errors, error))
+
+    def history(self, run: Run, duration_ms: int) -> HistoryFields:
+        """The history row of `run` ending with this outcome."""
+        executed = [o for o in self.orders if o["status"] == "filled"]
+        return HistoryFields(
+            success=not self.errors,
+            dry_run=run.dry_run,
+            portfolio_value=self.portfolio_value,
+            orders_planned=self.planned,
+            orders_executed=len(executed),
+            orders_failed=sum(1 for o in self.orders if o["status"] in FAILED),
+            total_value_traded=sum((Decimal(o["cost"]) for o in executed), Decimal(0)),
+            orders=self.orders,
+            errors=self.errors,
+            triggered_by=run.triggered_by,
+            duration=duration_ms,
+        )
+
+
+def intent_json(intent: OrderIntent) -> OrderJson:
+    """One placed (or held back) order of a history record."""
+    return {
+        "symbol": intent.symbol,
+        "pair": intent.pair,
+        "side": intent.side,
+        "volume": decimal_str(intent.volume),
+        "status": intent.status,
+        "clientOrderId": intent.client_order_id,
+        "txid": intent.txid,
+        "volumeExecuted": decimal_str(intent.volume_executed),
+        "cost": decimal_str(intent.cost),
+        "fee": decimal_str(intent.fee),
+        "price": decimal_str(intent.avg_price),
+        "error": intent.error,
+    }
+
+
+def planned_json(order: PlannedOrder) -> OrderJson:
+    """One order of a dry run's history record: planned, never sent."""
+    return {
+        "symbol": order.symbol,
+        "pair": order.pair,
+        "side": order.side,
+        "volume": decimal_str(order.volume),
+        "status": "planned",
+        "price": decimal_str(order.price),
+        "value": decimal_str(order.value),
+        "fee": decimal_str(order.fee),
+    }

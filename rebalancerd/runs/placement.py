@@ -1,0 +1,214 @@
+"""Placing one side's orders: commit every intent, send each once, confirm the fills together,
+store what the exchange says."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from rebalancerd.backoff import doubling
+from rebalancerd.exchange.protocol import (
+    AmbiguousOrderError,
+    Exchange,
+    ExchangeError,
+    FatalError,
+    OrderRequest,
+    OrderState,
+    RejectedError,
+    Side,
+)
+from rebalancerd.metrics import Metrics
+from rebalancerd.planning.types import PlannedOrder
+from rebalancerd.runs.outcome import OrderJson, intent_json
+from rebalancerd.store.repository import Store
+from rebalancerd.store.rows import OrderIntent, Run, decimal_str
+
+log = logging.getLogger(__name__)
+FINAL = ("filled", "canceled", "rejected", "not_placed")  # intent states that change no more
+
+
+@dataclass(frozen=True)
+class SideResult:
+    """What placing one side's orders came to."""
+
+    orders: tuple[OrderJson, ...]
+    errors: tuple[str, ...]
+    ambiguous: bool  # an order's outcome is unknown: trading on would rest on guessed balances
+    proceeds: Decimal  # EUR the side's sells brought in, net of fees
+
+
+class OrderPlacement:
+    """Places a run's orders one side at a time; `stopping` holds back what is not sent yet."""
+
+    def __init__(self, store: Store, metrics: Metrics, *, fill_timeout: float = 30.0) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.fill_timeout = fill_timeout
+
+    async def place(
+        self,
+        run: Run,
+        exchange: Exchange,
+        orders: Sequence[PlannedOrder],
+        first_seq: int,
+        stopping: asyncio.Event,
+    ) -> SideResult:
+        """Place one side's orders and confirm their fills together."""
+        intents = await self._commit_intents(run, orders, first_seq)
+        sent, held = await self._send_all(run.portfolio_id, exchange, intents, stopping)
+        done, unconfirmed = await self._confirm(exchange, sent)
+        await self.store.save_intents(done)
+        self._count(run.portfolio_id, done)
+        return SideResult(
+            orders=tuple(intent_json(i) for i in done),
+            errors=(*held, *([unconfirmed] if unconfirmed else []), *_order_errors(done)),
+            ambiguous=unconfirmed is not None or any(i.status == "unknown" for i in sent),
+            proceeds=sum((i.cost - i.fee for i in done if i.side == "sell"), Decimal(0)),
+        )
+
+    async def _commit_intents(
+        self, run: Run, orders: Sequence[PlannedOrder], first_seq: int
+    ) -> list[OrderIntent]:
+        """Commit every intent of the side before any of its orders leaves.
+
+        A crash from here on is reconciled by looking each client order id up at the
+        exchange, never by sending it again. One transaction for the side, not one per order.
+        """
+        rows = [
+            (seq, str(uuid.uuid4()), o.symbol, o.pair, o.side, o.volume, o.price)
+            for seq, o in enumerate(orders, start=first_seq)
+        ]
+        return await self.store.insert_intents(run.id, rows) if rows else []
+
+    async def _send_all(
+        self, pid: str, exchange: Exchange, intents: list[OrderIntent], stopping: asyncio.Event
+    ) -> tuple[list[OrderIntent], list[str]]:
+        """Send the orders in turn; (what became of each, why some were held back)."""
+        sent: list[OrderIntent] = []
+        held: list[str] = []
+        for intent in intents:
+            reason = _held_back(intent, stopping, any(i.status == "unknown" for i in sent))
+            if reason:
+                held.append(reason)
+                sent.append(replace(intent, status="not_placed", error=reason))
+            else:
+                sent.append(await self._send(pid, exchange, intent))
+        return sent, held
+
+    async def _send(self, pid: str, exchange: Exchange, intent: OrderIntent) -> OrderIntent:
+        """Send one committed order; what became of it, not yet stored."""
+        side: Side = "buy" if intent.side == "buy" else "sell"
+        request = OrderRequest(intent.pair, side, intent.volume, intent.client_order_id)
+        try:
+            state = await exchange.place_order(request)
+        except RejectedError as exc:
+            log.warning(
+                "[Rebalance:%s] ERROR: Order rejected: %s %s: %s",
+                pid,
+                intent.side,
+                intent.symbol,
+                exc,
+            )
+            return replace(intent, status="rejected", error=str(exc))
+        except AmbiguousOrderError as exc:
+            self.metrics.exchange_errors.labels("ambiguous").inc()
+            return replace(intent, status="unknown", error=f"outcome unknown: {exc}")
+        except (FatalError, asyncio.CancelledError):
+            raise
+        except ExchangeError as exc:
+            # Only errors raised before the request could have been accepted reach here.
+            return replace(intent, status="not_placed", error=str(exc))
+        return with_state(intent, state)
+
+    async def _confirm(
+        self, exchange: Exchange, intents: list[OrderIntent]
+    ) -> tuple[list[OrderIntent], str | None]:
+        """Wait (bounded) until the placed orders are done, asking for all of them at once.
+
+        Returns the intents as last seen, and why they are not all confirmed (None if they are).
+        """
+        deadline = time.monotonic() + self.fill_timeout
+        looks = 0
+        while open_ := {i.txid for i in intents if i.status == "placed" and i.txid}:
+            if time.monotonic() >= deadline:
+                return intents, f"{len(open_)} order(s) not confirmed filled in time"
+            # Market orders fill at once: the first look needs no pause.
+            await asyncio.sleep(doubling(looks - 1, 0.2, 2.0) if looks else 0.0)
+            looks += 1
+            try:
+                states = await exchange.query_orders(sorted(open_))
+            except ExchangeError as exc:
+                return intents, f"fills not confirmed: {exc}"
+            intents = [with_state(i, states[i.txid]) if i.txid in states else i for i in intents]
+        return intents, None
+
+    def _count(self, pid: str, intents: list[OrderIntent]) -> None:
+        """Metrics and log lines of the side's orders."""
+        for intent in intents:
+            self.metrics.orders.labels(intent.status, intent.side).inc()
+            if intent.status == "filled":
+                log.info(
+                    "[Rebalance:%s] SUCCESS: Order executed successfully: %s %s %s",
+                    pid,
+                    intent.side,
+                    decimal_str(intent.volume_executed),
+                    intent.symbol,
+                )
+
+
+def status_of(state: OrderState) -> str:
+    """Our intent status for what the exchange reports."""
+    if state.status == "closed":
+        return "filled"
+    if state.status in ("canceled", "expired"):
+        return "canceled"
+    return "placed"
+
+
+def with_state(intent: OrderIntent, state: OrderState) -> OrderIntent:
+    """The intent as the exchange reports its order."""
+    return replace(
+        intent,
+        status=status_of(state),
+        txid=state.txid,
+        volume_executed=state.volume_executed,
+        cost=state.cost,
+        fee=state.fee,
+        avg_price=state.avg_price,
+    )
+
+
+async def record_state(store: Store, client_order_id: str, state: OrderState) -> OrderIntent:
+    """Store what the exchange says about an order."""
+    return await store.update_intent(
+        client_order_id,
+        status_of(state),
+        txid=state.txid,
+        volume_executed=state.volume_executed,
+        cost=state.cost,
+        fee=state.fee,
+        avg_price=state.avg_price,
+    )
+
+
+def _held_back(order: OrderIntent, stopping: asyncio.Event, unsure: bool) -> str:
+    """Why an order must not be sent now, or "" when it may."""
+    if stopping.is_set():
+        return f"not placed ({order.side} {order.symbol}): shutting down"
+    if unsure:
+        # The exchange could not say what became of an order: trading on would rest on
+        # guessed balances. The next run settles it first.
+        return f"not placed ({order.side} {order.symbol}): an earlier order's outcome is unknown"
+    return ""
+
+
+def _order_errors(intents: list[OrderIntent]) -> list[str]:
+    """The errors of orders that reached the exchange (held-back ones are reported already)."""
+    return [
+        f"{i.side} {i.symbol}: {i.error}" for i in intents if i.error and i.status != "not_placed"
+    ]
