@@ -134,7 +134,7 @@ class Daemon:
             self.shutdown.set()
         self.notifier.stopping()
         if self.scheduler is not None:
-            self.scheduler.runs.stopping.set()  # orders in flight finish; no new ones start
+            self.scheduler.stop_runs()  # orders in flight finish; no new ones start
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -179,4 +179,4 @@ def _task(coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
 def _status_line(scheduler: Scheduler) -> str:
     state = "running" if scheduler.config.running else "stopped"
     wake = scheduler.next_wake.isoformat(timespec="seconds") if scheduler.next_wake else "-"
-    return f"scheduler {state}; {len(scheduler.runs.active)} active; next wake {wake}"
+    return f"scheduler {state}; {scheduler.active_runs} active; next wake {wake}"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from rebalancerd.runs.loop import first_slot
+from rebalancerd.runs.slots import first_slot
 from rebalancerd.store.portfolios import PortfolioFields
 from rebalancerd.store.repository import Store
 

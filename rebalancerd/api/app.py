@@ -41,7 +41,8 @@ from rebalancerd.api.http import (
 from rebalancerd.api.openapi import openapi_document
 from rebalancerd.config import Settings
 from rebalancerd.metrics import CONTENT_TYPE_LATEST, Metrics
-from rebalancerd.runs.loop import PortfolioBusy, PortfolioNotFound, Scheduler
+from rebalancerd.runs.control import PortfolioBusy, PortfolioNotFound
+from rebalancerd.runs.loop import Scheduler
 from rebalancerd.store.database import DB_ERRORS as DB_DOWN
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import to_number

@@ -21,7 +21,8 @@ from rebalancerd.api.http import (
     reply,
 )
 from rebalancerd.exchange.protocol import ExchangeError
-from rebalancerd.runs.loop import PortfolioNotFound, first_slot
+from rebalancerd.runs.control import PortfolioNotFound
+from rebalancerd.runs.slots import first_slot
 from rebalancerd.store.portfolios import AccountInUseError, PortfolioFields
 from rebalancerd.store.rows import Portfolio, to_number
 

@@ -11,14 +11,16 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 
-from rebalancerd import schedule
 from rebalancerd.aio import any_of
 from rebalancerd.exchange.protocol import Exchange, ExchangeError
 from rebalancerd.metrics import Metrics
+from rebalancerd.planning import plan as planner
+from rebalancerd.runs import slots
 from rebalancerd.runs.outcome import RunOutcome, intent_json
 from rebalancerd.runs.placement import FINAL, record_state
-from rebalancerd.runs.trade import Executor
+from rebalancerd.runs.trade import Executor, Preview
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import HistoryRecord, OrderIntent, Portfolio, Run
 
@@ -65,15 +67,48 @@ class RunManager:
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.clock = clock
-        self.executor = Executor(store, metrics, clock=clock)
-        self.stopping = asyncio.Event()  # set on shutdown: finish the current step, then end
-        self.active: dict[int, Run] = {}
-        self.heartbeat = time.monotonic()
+        self._executor = Executor(store, metrics, clock=clock)
+        self._stopping = asyncio.Event()  # set on shutdown: finish the current step, then end
+        self._active: dict[int, Run] = {}
+        self.heartbeat = time.monotonic()  # the last sign of life of a run (lease kept)
+
+    @property
+    def active_count(self) -> int:
+        """How many runs this daemon is executing now."""
+        return len(self._active)
+
+    def busy_accounts(self) -> list[str]:
+        """The accounts a run of this daemon is trading now."""
+        return sorted({run.account for run in self._active.values()})
+
+    def stop(self) -> None:
+        """Shutdown: bring the current order step to a safe point; start no new run."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def current_plan(self, portfolio: Portfolio) -> planner.Plan | None:
+        """The plan a run would make now; None without an account or a plan to trade."""
+        exchange = self.exchanges.get(portfolio.account)
+        return None if exchange is None else await self._executor.current_plan(portfolio, exchange)
+
+    async def preview(self, portfolio: Portfolio) -> Preview:
+        """What a run would trade now (calls the exchange, places nothing)."""
+        exchange = self.exchanges.get(portfolio.account)
+        if exchange is None:
+            return {
+                "portfolioValue": Decimal(0),
+                "plan": None,
+                "errors": [_unconfigured(portfolio)],
+            }
+        return await self._executor.preview(portfolio, exchange)
 
     async def execute(self, run: Run, portfolio: Portfolio) -> HistoryRecord | None:
         """Run a claimed portfolio to completion and record it; None if the lease was lost."""
         started = time.monotonic()
-        self.active[run.id] = run
+        self._active[run.id] = run
         lost = asyncio.Event()
         keeper = asyncio.create_task(self._keep_lease(run, lost), name=f"lease-{run.id}")
         try:
@@ -89,7 +124,7 @@ class RunManager:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
-            del self.active[run.id]
+            del self._active[run.id]
         self._report(run, portfolio, record, time.monotonic() - started)
         if record is not None and not record.success and run.slot is not None:
             await self._back_off(portfolio, run)
@@ -98,12 +133,12 @@ class RunManager:
     async def _outcome(self, run: Run, portfolio: Portfolio, lost: asyncio.Event) -> RunOutcome:
         exchange = self.exchanges.get(portfolio.account)
         if exchange is None:
-            return RunOutcome(errors=(f"account {portfolio.account!r} is not configured",))
+            return RunOutcome(errors=(_unconfigured(portfolio),))
         pending = await self._resolve_earlier(portfolio, exchange)
         if pending:
             return RunOutcome(errors=(f"earlier order {pending} is still unresolved; not trading",))
-        async with any_of(self.stopping, lost) as stop:
-            return await self.executor.rebalance(run, portfolio, exchange, stop)
+        async with any_of(self._stopping, lost) as stop:
+            return await self._executor.rebalance(run, portfolio, exchange, stop)
 
     async def _resolve_earlier(self, portfolio: Portfolio, exchange: Exchange) -> str | None:
         """Settle orders of earlier runs whose outcome was unknown; the id of one still open."""
@@ -165,11 +200,7 @@ class RunManager:
         fresh = await self.store.get_portfolio(portfolio.id)
         if fresh is None or not fresh.rebalance_enabled or run.slot is None:
             return
-        rule = schedule.parse_rule(fresh.rebalance_interval, fresh.schedule_tz)
-        anchor = fresh.schedule_anchor or run.slot
-        retry = schedule.retry_after_failure(
-            rule, anchor, run.slot, self.clock(), fresh.failure_count
-        )
+        retry = slots.retry_at(fresh, run.slot, self.clock())
         if fresh.next_rebalance_at is None or retry < fresh.next_rebalance_at:
             await self.store.set_next_rebalance(None, portfolio.id, retry)
         log.warning(
@@ -215,6 +246,10 @@ async def resolve_intent(store: Store, exchange: Exchange, intent: OrderIntent) 
             intent.client_order_id, "not_placed", error="the exchange never received it"
         )
     return await record_state(store, intent.client_order_id, state)
+
+
+def _unconfigured(portfolio: Portfolio) -> str:
+    return f"account {portfolio.account!r} is not configured"
 
 
 def _ms(started: float) -> int:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from rebalancerd import schedule
@@ -18,51 +16,23 @@ from rebalancerd.config import SchedulerSettings
 from rebalancerd.exchange.protocol import Exchange, ExchangeError
 from rebalancerd.metrics import Metrics
 from rebalancerd.planning import plan as planner
+from rebalancerd.runs import slots
+from rebalancerd.runs.control import (
+    ACTIONS,
+    Effective,
+    PortfolioBusy,
+    PortfolioNotFound,
+    effective,
+    requested_state,
+)
 from rebalancerd.runs.lifecycle import RunManager, owner_is_dead
 from rebalancerd.runs.trade import Preview
-from rebalancerd.store.database import DB_ERRORS, NOTIFY_CHANNEL
+from rebalancerd.store.database import DB_ERRORS
 from rebalancerd.store.repository import Store
-from rebalancerd.store.rows import HistoryRecord, Portfolio, Run, SchedulerState
+from rebalancerd.store.rows import HistoryRecord, Portfolio, Run
 
 log = logging.getLogger(__name__)
 MAX_SLEEP = 300.0  # re-read the database at least this often, whatever the schedule says
-
-
-class PortfolioNotFound(Exception):
-    """No portfolio has that id."""
-
-
-class PortfolioBusy(Exception):
-    """The portfolio is running now (here or in another daemon)."""
-
-
-@dataclass(frozen=True)
-class Effective:
-    """The configuration in force: the file/environment, overridden by the shared state."""
-
-    enabled: bool
-    running: bool
-    check_interval: str
-    dry_run: bool
-
-    def to_api(self) -> dict[str, Any]:
-        return {
-            "enabled": self.enabled,
-            "checkInterval": self.check_interval,
-            "dryRunMode": self.dry_run,
-        }
-
-
-def effective(settings: SchedulerSettings, state: SchedulerState) -> Effective:
-    """Merge the shared overrides over the configured defaults."""
-    enabled = settings.enabled if state.enabled is None else state.enabled
-    running = settings.auto_start if state.running is None else state.running
-    return Effective(
-        enabled=enabled,
-        running=enabled and running,
-        check_interval=state.check_interval or settings.check_interval,
-        dry_run=settings.dry_run if state.dry_run is None else state.dry_run,
-    )
 
 
 class Scheduler:
@@ -91,19 +61,28 @@ class Scheduler:
             lease_seconds=settings.lease_seconds,
             clock=clock,
         )
-        self.exchanges = exchanges
         self.config = Effective(settings.enabled, False, settings.check_interval, settings.dry_run)
         self.next_wake: datetime | None = None
         self._wake = asyncio.Event()
         self.wake_hooks: list[Callable[[], None]] = []  # told of every wake (e.g. API caches)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sleeping = False
+        self._beat = time.monotonic()  # the loop's last sign of life
         self._check_due: datetime | None = None  # the next check tick (drift bands)
 
     @property
     def heartbeat(self) -> float:
         """Monotonic time of the loop's last sign of life; an idle sleep counts as alive."""
-        return time.monotonic() if self._sleeping else self.runs.heartbeat
+        return time.monotonic() if self._sleeping else max(self._beat, self.runs.heartbeat)
+
+    @property
+    def active_runs(self) -> int:
+        """How many runs this daemon is executing now."""
+        return self.runs.active_count
+
+    def stop_runs(self) -> None:
+        """Shutdown: runs bring their current order step to a safe point; none starts."""
+        self.runs.stop()
 
     def wake(self) -> None:
         """Re-plan the sleep now (portfolios, triggers or config changed)."""
@@ -125,7 +104,7 @@ class Scheduler:
         """Until shutdown: reconcile, claim what is due, run it, sleep until the next thing."""
         failures = 0
         while not shutdown.is_set():
-            self.runs.heartbeat = time.monotonic()
+            self._beat = time.monotonic()
             self._wake.clear()  # before reading state: a change during the reads wakes us again
             try:
                 delay = await self._iteration()
@@ -143,7 +122,7 @@ class Scheduler:
                 await wait_first(shutdown, self._wake, timeout=delay)
             finally:
                 self._sleeping = False
-                self.runs.heartbeat = time.monotonic()
+                self._beat = time.monotonic()
         await self._drain()
 
     async def _iteration(self) -> float:
@@ -162,11 +141,8 @@ class Scheduler:
         now = self.clock()
         moved = 0
         for portfolio in await self.store.banded_portfolios(now):
-            exchange = self.exchanges.get(portfolio.account)
-            if exchange is None:
-                continue
             try:
-                plan = await self.runs.executor.current_plan(portfolio, exchange)
+                plan = await self.runs.current_plan(portfolio)
             except ExchangeError as exc:
                 log.warning("[Scheduler] Drift check of %s failed: %s", portfolio.id, exc)
                 continue
@@ -206,11 +182,10 @@ class Scheduler:
 
     async def _claim_and_start(self) -> bool:
         """Claim up to the free concurrency; True if anything was claimed."""
-        free = self.settings.max_concurrency - len(self.runs.active)
-        if free <= 0 or self.runs.stopping.is_set():
+        free = self.settings.max_concurrency - self.runs.active_count
+        if free <= 0 or self.runs.stopping:
             return False
-        busy = sorted({r.account for r in self.runs.active.values()})
-        claimed = await self.claim_due(free, busy)
+        claimed = await self.claim_due(free, self.runs.busy_accounts())
         if not claimed:
             return False
         log.info("[Scheduler] Found %d portfolio(s) that need rebalancing", len(claimed))
@@ -241,7 +216,7 @@ class Scheduler:
                     self.settings.lease_seconds,
                 )
                 await self.store.set_next_rebalance(
-                    conn, portfolio.id, _next_after(portfolio, slot, now)
+                    conn, portfolio.id, slots.next_after(portfolio, slot, now)
                 )
                 if run is not None:
                     claimed.append((run, portfolio))
@@ -286,37 +261,15 @@ class Scheduler:
         portfolio = await self.store.get_portfolio(portfolio_id)
         if portfolio is None:
             raise PortfolioNotFound(portfolio_id)
-        exchange = self.exchanges.get(portfolio.account)
-        if exchange is None:
-            return {
-                "portfolioValue": Decimal(0),
-                "plan": None,
-                "errors": [f"account {portfolio.account!r} is not configured"],
-            }
-        return await self.runs.executor.preview(portfolio, exchange)
+        return await self.runs.preview(portfolio)
 
     async def control(self, action: str, config: Mapping[str, Any] | None = None) -> Effective:
         """start | stop | restart | update-config, stored so every daemon obeys."""
-        state = await self.store.scheduler_state()
-        running, enabled = state.running, state.enabled
-        interval, dry = state.check_interval, state.dry_run
-        if action in ("start", "restart"):
-            running = True
-            enabled = True if enabled is False else enabled
-        elif action == "stop":
-            running = False
-        elif action == "update-config":
-            config = config or {}
-            enabled = _flag(config, "enabled", enabled)
-            dry = _flag(config, "dryRunMode", dry)
-            interval = config.get("checkInterval", interval)
-            if interval is not None:
-                # A bad cron stored here would stop every daemon's loop: refuse it first.
-                SchedulerSettings(check_interval=interval)
-        else:
-            raise ValueError(f"unknown action {action!r}")
-        await self.store.set_scheduler_state(running, enabled, interval, dry)
-        log.info("[Scheduler] %s", _said(action))
+        wanted = requested_state(await self.store.scheduler_state(), action, config or {})
+        await self.store.set_scheduler_state(
+            wanted.running, wanted.enabled, wanted.check_interval, wanted.dry_run
+        )
+        log.info("[Scheduler] %s", ACTIONS[action])
         self.wake()
         return await self.refresh()
 
@@ -324,14 +277,14 @@ class Scheduler:
         return {
             "isRunning": self.config.running,
             "config": self.config.to_api(),
-            "activeTasks": len(self.runs.active),
+            "activeTasks": self.runs.active_count,
             "nextWakeAt": self.next_wake,
             "instance": self.owner,
         }
 
     # -- tasks and notifications
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Coroutine[object, object, HistoryRecord | None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -339,7 +292,7 @@ class Scheduler:
 
     async def _drain(self) -> None:
         """Graceful stop: let running orders reach a safe point, then end."""
-        self.runs.stopping.set()
+        self.runs.stop()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -347,58 +300,7 @@ class Scheduler:
         """Wake on other daemons' NOTIFY; reconnects when the database comes back."""
         while not shutdown.is_set():
             try:
-                async with self.store.pool.acquire() as conn:
-                    await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-                    try:
-                        self.wake()  # anything may have changed while we were not listening
-                        while not shutdown.is_set() and not conn.is_closed():
-                            await wait_first(shutdown, timeout=5.0)
-                            await conn.fetchval("SELECT 1", timeout=5)
-                    finally:
-                        if not conn.is_closed():
-                            await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+                await self.store.listen(self.wake, shutdown)
             except DB_ERRORS as exc:
                 log.warning("[Scheduler] Notification listener lost (%s)", type(exc).__name__)
                 await wait_first(shutdown, timeout=2.0)
-
-    def _on_notify(self, *_args: Any) -> None:
-        self.wake()
-
-
-def first_slot(
-    interval: str, tz: str | None, now: datetime, requested: datetime | None = None
-) -> tuple[datetime, datetime]:
-    """(anchor, next_rebalance_at) of a newly scheduled portfolio; ValueError if invalid.
-
-    Fixed intervals start at once (or at `requested`), as the original's NULL next run did;
-    cron schedules start at their next fire time.
-    """
-    rule = schedule.parse_rule(interval, tz)
-    if requested is not None:
-        return requested, requested
-    if interval in ("hourly", "daily", "weekly", "monthly"):
-        return now, now
-    first = schedule.next_slot(rule, now, now)
-    return first, first
-
-
-def _next_after(portfolio: Portfolio, slot: datetime, now: datetime) -> datetime:
-    rule = schedule.parse_rule(portfolio.rebalance_interval, portfolio.schedule_tz)
-    anchor = portfolio.schedule_anchor or slot
-    return schedule.slot_after_run(rule, anchor, slot, now)
-
-
-def _flag(config: Mapping[str, Any], key: str, current: bool | None) -> bool | None:
-    value = config.get(key, current)
-    if value is not None and not isinstance(value, bool):
-        raise ValueError(f"config.{key} must be true or false")
-    return value
-
-
-def _said(action: str) -> str:
-    return {
-        "start": "Scheduler started successfully",
-        "stop": "Scheduler stopped",
-        "restart": "Scheduler restarted",
-        "update-config": "Configuration updated",
-    }[action]

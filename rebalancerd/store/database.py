@@ -3,12 +3,15 @@ errors mean "the database could not serve this"."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 
 import asyncpg
+
+from rebalancerd.aio import wait_first
 
 # Unreachable, restarting, timed out or failing the statement: the caller retries later (the
 # loop), answers 503 (the API) or reports the database down (/healthz); it never crashes.
@@ -47,6 +50,26 @@ class Database:
             return bool(await self.pool.fetchval("SELECT true", timeout=2))
         except DB_ERRORS:
             return False
+
+    async def listen(self, on_notify: Callable[[], None], until: asyncio.Event) -> None:
+        """Call `on_notify` now and on every NOTIFY until `until` is set or the connection ends.
+
+        Raises DB_ERRORS when the connection is lost; the caller listens again once it is back.
+        """
+
+        def notified(*_args: object) -> None:
+            on_notify()
+
+        async with self.pool.acquire() as conn:
+            await conn.add_listener(NOTIFY_CHANNEL, notified)
+            try:
+                on_notify()  # anything may have changed while nobody listened
+                while not until.is_set() and not conn.is_closed():
+                    await wait_first(until, timeout=5.0)
+                    await conn.fetchval("SELECT 1", timeout=5)  # a dead connection shows here
+            finally:
+                if not conn.is_closed():
+                    await conn.remove_listener(NOTIFY_CHANNEL, notified)
 
     async def notify(self, what: str) -> None:
         """Wake every daemon's loop (and API caches): `what` changed."""

@@ -9,7 +9,8 @@ import pytest
 
 from rebalancerd.config import SchedulerSettings
 from rebalancerd.metrics import Metrics
-from rebalancerd.runs.loop import PortfolioBusy, PortfolioNotFound, Scheduler
+from rebalancerd.runs.control import PortfolioBusy, PortfolioNotFound
+from rebalancerd.runs.loop import Scheduler
 from rebalancerd.store.portfolios import AccountInUseError
 from rebalancerd.store.repository import Store
 from tests.factories import make_portfolio

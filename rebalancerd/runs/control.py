@@ -1,0 +1,83 @@
+"""What operators steer: the scheduler state shared by every daemon (start, stop, update-config),
+the configuration in force, and the errors a manual trigger answers with."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from rebalancerd.config import SchedulerSettings
+from rebalancerd.store.rows import SchedulerState
+
+ACTIONS = {
+    "start": "Scheduler started successfully",
+    "stop": "Scheduler stopped",
+    "restart": "Scheduler restarted",
+    "update-config": "Configuration updated",
+}  # each action, and what the log says once it is done
+
+
+class PortfolioNotFound(Exception):
+    """No portfolio has that id."""
+
+
+class PortfolioBusy(Exception):
+    """The portfolio is running now (here or in another daemon)."""
+
+
+@dataclass(frozen=True)
+class Effective:
+    """The configuration in force: the file/environment, overridden by the shared state."""
+
+    enabled: bool
+    running: bool
+    check_interval: str
+    dry_run: bool
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "checkInterval": self.check_interval,
+            "dryRunMode": self.dry_run,
+        }
+
+
+def effective(settings: SchedulerSettings, state: SchedulerState) -> Effective:
+    """Merge the shared overrides over the configured defaults."""
+    enabled = settings.enabled if state.enabled is None else state.enabled
+    running = settings.auto_start if state.running is None else state.running
+    return Effective(
+        enabled=enabled,
+        running=enabled and running,
+        check_interval=state.check_interval or settings.check_interval,
+        dry_run=settings.dry_run if state.dry_run is None else state.dry_run,
+    )
+
+
+def requested_state(
+    state: SchedulerState, action: str, config: Mapping[str, Any]
+) -> SchedulerState:
+    """The shared state after `action`; ValueError for an unknown action or a bad config."""
+    if action in ("start", "restart"):
+        return replace(
+            state, running=True, enabled=True if state.enabled is False else state.enabled
+        )
+    if action == "stop":
+        return replace(state, running=False)
+    if action != "update-config":
+        raise ValueError(f"unknown action {action!r}")
+    enabled = _flag(config, "enabled", state.enabled)
+    dry_run = _flag(config, "dryRunMode", state.dry_run)
+    interval = config.get("checkInterval", state.check_interval)
+    if interval is not None:
+        # A bad cron stored here would stop every daemon's loop: refuse it first.
+        SchedulerSettings(check_interval=interval)
+    return replace(state, enabled=enabled, dry_run=dry_run, check_interval=interval)
+
+
+def _flag(config: Mapping[str, Any], key: str, current: bool | None) -> bool | None:
+    value = config.get(key, current)
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"config.{key} must be true or false")
+    return value
