@@ -21,6 +21,7 @@ from rebalancerd.runs import slots
 from rebalancerd.runs.outcome import RunOutcome, intent_json
 from rebalancerd.runs.placement import FINAL, record_state
 from rebalancerd.runs.trade import Executor, Preview
+from rebalancerd.store.database import DB_ERRORS
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import HistoryRecord, OrderIntent, Portfolio, Run
 
@@ -193,7 +194,7 @@ class RunManager:
                     log.error("[Scheduler] Lost the lease of run %d; stopping it", run.id)
                     lost.set()
                     return
-            except (OSError, ExchangeError) as exc:
+            except DB_ERRORS as exc:
                 log.warning("[Scheduler] Could not extend lease of run %d: %s", run.id, exc)
 
     async def _back_off(self, portfolio: Portfolio, run: Run) -> None:
