@@ -6,13 +6,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from rebalancerd.config import SchedulerSettings
 from rebalancerd.exchange.kraken.client import KrakenClient
 from rebalancerd.exchange.paper import MemoryLedger, PaperExchange
+from rebalancerd.exchange.protocol import Balances
 from rebalancerd.exchange.simulated import SimulatedMarket
 from rebalancerd.metrics import Metrics
+from rebalancerd.runs.lifecycle import RunManager
 from rebalancerd.runs.loop import Scheduler
 from rebalancerd.store.repository import Store
 from tests.factories import make_portfolio
@@ -141,3 +144,34 @@ async def test_a_portfolio_with_corrupt_stored_weights_fails_its_run_not_the_dae
     assert record is not None and not record.success
     assert "run failed: AttributeError" in (record.errors or [""])[0]
     assert await store.open_runs() == []
+
+
+async def test_a_dropped_connection_while_keeping_the_lease_neither_ends_the_run_nor_keeps_it_busy(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_portfolio(store, account="x", next_rebalance_at=datetime.now(UTC))
+    paper = PaperExchange("x", SimulatedMarket(seed=1), MemoryLedger())
+    reads = paper.balances
+
+    async def slow_balances() -> Balances:
+        await asyncio.sleep(0.35)  # long enough for the keeper to extend the lease twice
+        return await reads()
+
+    monkeypatch.setattr(paper, "balances", slow_balances)
+    extend = store.extend_lease
+    calls = 0
+
+    async def flaky_extend(run_id: int, owner: str, lease_seconds: float) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise asyncpg.InterfaceError("connection was closed in the middle of operation")
+        return await extend(run_id, owner, lease_seconds)
+
+    monkeypatch.setattr(store, "extend_lease", flaky_extend)
+    sched = Scheduler(SchedulerSettings(), store, {"x": paper}, Metrics(), owner="t")
+    [(run, portfolio)] = await sched.claim_due(1, [])
+    runs = RunManager(store, {"x": paper}, Metrics(), owner="t", lease_seconds=0.3)
+    record = await runs.execute(run, portfolio)
+    assert record is not None and calls >= 2  # the keeper went on after the error
+    assert runs.active_count == 0 and runs.busy_accounts() == []
