@@ -8,9 +8,10 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Required, TypedDict
 
+from rebalancerd.decimals import plain
 from rebalancerd.planning.types import PlannedOrder
 from rebalancerd.store.history import HistoryFields
-from rebalancerd.store.rows import OrderIntent, Run, decimal_str
+from rebalancerd.store.rows import OrderIntent, Run
 
 FAILED = ("rejected", "unknown", "not_placed")  # order statuses counted as failed
 
@@ -74,14 +75,14 @@ def intent_json(intent: OrderIntent) -> OrderJson:
         "symbol": intent.symbol,
         "pair": intent.pair,
         "side": intent.side,
-        "volume": decimal_str(intent.volume),
+        "volume": plain(intent.volume),
         "status": intent.status,
         "clientOrderId": intent.client_order_id,
         "txid": intent.txid,
-        "volumeExecuted": decimal_str(intent.volume_executed),
-        "cost": decimal_str(intent.cost),
-        "fee": decimal_str(intent.fee),
-        "price": decimal_str(intent.avg_price),
+        "volumeExecuted": plain(intent.volume_executed),
+        "cost": plain(intent.cost),
+        "fee": plain(intent.fee),
+        "price": plain(intent.avg_price),
         "error": intent.error,
     }
 
@@ -92,9 +93,9 @@ def planned_json(order: PlannedOrder) -> OrderJson:
         "symbol": order.symbol,
         "pair": order.pair,
         "side": order.side,
-        "volume": decimal_str(order.volume),
+        "volume": plain(order.volume),
         "status": "planned",
-        "price": decimal_str(order.price),
-        "value": decimal_str(order.value),
-        "fee": decimal_str(order.fee),
+        "price": plain(order.price),
+        "value": plain(order.value),
+        "fee": plain(order.fee),
     }

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from rebalancerd.backoff import doubling
+from rebalancerd.decimals import plain
 from rebalancerd.exchange.protocol import (
     AmbiguousOrderError,
     Exchange,
@@ -26,7 +27,7 @@ from rebalancerd.metrics import Metrics
 from rebalancerd.planning.types import PlannedOrder
 from rebalancerd.runs.outcome import OrderJson, intent_json
 from rebalancerd.store.repository import Store
-from rebalancerd.store.rows import OrderIntent, Run, decimal_str
+from rebalancerd.store.rows import OrderIntent, Run
 
 log = logging.getLogger(__name__)
 FINAL = ("filled", "canceled", "rejected", "not_placed")  # intent states that change no more
@@ -156,7 +157,7 @@ class OrderPlacement:
                     "[Rebalance:%s] SUCCESS: Order executed successfully: %s %s %s",
                     pid,
                     intent.side,
-                    decimal_str(intent.volume_executed),
+                    plain(intent.volume_executed),
                     intent.symbol,
                 )
 

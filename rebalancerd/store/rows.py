@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def _camel(name: str) -> str:
@@ -17,14 +20,8 @@ def _camel(name: str) -> str:
 
 def from_record(cls: type[T], record: Any) -> T:
     """Build a dataclass from an asyncpg record, taking only the fields it declares."""
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in dict(record).items() if k in names})
-
-
-def decimal_str(value: Decimal) -> str:
-    """A Decimal as plain fixed-point text, never scientific notation."""
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def to_number(value: Decimal) -> int | float:
@@ -129,8 +126,8 @@ class HistoryRecord:
     orders_executed: int
     orders_failed: int
     total_value_traded: Decimal
-    orders: Any
-    errors: Any
+    orders: list[dict[str, Any]]  # JSON, as runs/outcome.py's OrderJson wrote it
+    errors: list[str] | None
     triggered_by: str
     duration: int | None
 
