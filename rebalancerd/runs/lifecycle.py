@@ -1,4 +1,5 @@
-"""Carry a claimed run to its end: lease kept alive, orders resolved, history written once."""
+"""Carry a claimed run to its end (lease kept alive, earlier orders settled, history written
+once), and finish the runs a dead daemon left open from what the exchange says."""
 
 from __future__ import annotations
 

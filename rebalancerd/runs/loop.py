@@ -1,4 +1,5 @@
-"""The loop: sleep until the next thing is due, claim due portfolios safely, run them in turn."""
+"""The scheduler loop: sleep until the next thing is due, claim due portfolios, run them; and the
+entry points the API calls (trigger, preview, control, status)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
--- Every query rebalancerd runs, each under a `-- name: NAME` header. Only store.py runs them.
+-- Every query rebalancerd runs, each under a `-- name: NAME` header. Only rebalancerd/store runs them.
 
 -- name: list_portfolios
 SELECT * FROM portfolios ORDER BY created_at, id;
