@@ -89,6 +89,7 @@ class RunManager:
 
     @property
     def stopping(self) -> bool:
+        """True once stop() was called."""
         return self._stopping.is_set()
 
     async def current_plan(self, portfolio: Portfolio) -> planner.Plan | None:
