@@ -66,7 +66,7 @@ class Scheduler:
         self.next_wake: datetime | None = None
         self._wake = asyncio.Event()
         self.wake_hooks: list[Callable[[], None]] = []  # told of every wake (e.g. API caches)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[HistoryRecord | None]] = set()
         self._sleeping = False
         self._beat = time.monotonic()  # the loop's last sign of life
         self._check_due: datetime | None = None  # the next check tick (drift bands)

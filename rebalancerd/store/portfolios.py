@@ -36,7 +36,7 @@ class PortfolioFields:
     schedule_anchor: datetime | None
     next_rebalance_at: datetime | None
 
-    def args(self) -> tuple[Any, ...]:
+    def args(self) -> tuple[object, ...]:
         return (
             self.name,
             self.user_id,
