@@ -1,6 +1,7 @@
 """Round trips and wall time of a typical rebalance's exchange calls, against the fake Kraken.
 
     .venv/bin/python bench/bench_exchange.py [--latency MS] [--orders N] [--repeat N]
+                                             [--accounts N]
 
 A run does what the executor does: pair rules, then balances || tickers || fee, then N market
 orders one after another (sells first), each AddOrder + QueryOrders (AddOrder's reply carries no
@@ -15,15 +16,22 @@ fill). Four runs, in this order:
 Bound = the round trips that cannot be avoided: balances || tickers 1, then 2 per order; plus
 Assets || AssetPairs 1 when they were never fetched (the first run). Between runs the bench waits
 for the client's background refreshes (not timed) and lists the requests they made.
+
+With --accounts N (no latency) it builds N live accounts as build_exchanges does (one shared
+session and market where the code has them) and makes each account's first reads (pair rules,
+balances): wall time, AssetPairs requests, TCP connections at the fake, and the Python memory
+(tracemalloc) the clients hold afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import time
+import tracemalloc
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -150,15 +158,52 @@ async def bench(latency_ms: float, orders: int, repeat: int) -> None:
         print(f"  {name}: {statistics.median(values):.1f} round trips")
 
 
+async def many_accounts(n: int) -> None:
+    """N accounts' first reads on one daemon's clients; what they cost and what stays held."""
+    async with FakeKraken() as fake:
+        keys = [fake.add_account({"ZEUR": "100"}) for _ in range(n)]
+        tracemalloc.start()
+        shared: dict[str, object] = {}
+        with contextlib.suppress(ImportError):  # code before the shared market: one each
+            from rebalancerd.exchange.kraken.market import KrakenMarket
+            from rebalancerd.exchange.kraken.transport import open_session
+
+            session = open_session()
+            shared = {"session": session, "market": KrakenMarket(fake.url, session=session)}
+        clients = [KrakenClient(fake.url, k, s, **shared) for k, s in keys]  # type: ignore[arg-type]
+        started = time.perf_counter()
+        for client in clients:
+            await client.pair_rules(BASES, "EUR")
+            await client.balances()
+        wall = time.perf_counter() - started
+        held, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        peers = {getattr(r, "peer", None) for r in fake.calls()}
+        print(
+            f"{n} accounts' first reads (shared market: {bool(shared)}): {wall:.2f} s, "
+            f"{len(fake.calls('AssetPairs'))} AssetPairs, "
+            f"{len(peers) if None not in peers else '?'} TCP connections; "
+            f"{held / 1e6:.1f} MB held = {held / n / 1e3:.1f} kB per account"
+        )
+        for client in clients:
+            await client.close()
+        for resource in reversed(list(shared.values())):
+            await resource.close()  # type: ignore[attr-defined]
+
+
 def main() -> None:
     """Parse arguments and run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=50.0, help="added latency per request, ms")
     parser.add_argument("--orders", type=int, default=4, help="market orders per run")
     parser.add_argument("--repeat", type=int, default=3, help="sequences of four runs")
+    parser.add_argument("--accounts", type=int, default=0, help="N accounts' first reads instead")
     args = parser.parse_args()
     header("bench_exchange: a run's exchange calls, round trips against the bound")
-    asyncio.run(bench(args.latency, args.orders, args.repeat))
+    if args.accounts:
+        asyncio.run(many_accounts(args.accounts))
+    else:
+        asyncio.run(bench(args.latency, args.orders, args.repeat))
 
 
 if __name__ == "__main__":
