@@ -128,22 +128,27 @@ async def test_fee_rate_answers_at_once_then_one_call_for_all_pairs(
     assert len(fake.calls("TradeVolume")) == 1
 
 
-async def test_fee_look_up_never_queues_ahead_of_a_runs_next_call(
-    client: KrakenClient, fake: FakeKraken
-) -> None:
+async def test_fee_look_up_never_queues_ahead_of_a_runs_next_call(fake: FakeKraken) -> None:
     # A run: balances, then orders. TradeVolume is private (it takes the key's turn), so the
     # background look-up the first fee_rate starts must wait until the run's calls are over.
-    fake.venue.fill_market_orders = False
-    await client.pair_rules(["BTC", "SOL"], "EUR")
-    await client.fee_rate("XXBTZEUR")
-    await client.balances()
-    for _ in range(3):
-        await FAST.sleep(2.0)  # commits and fill polls between a run's calls: < 5 s
-        await client.place_order(order("SOLEUR", "buy", "1"))
-    await client.wait_refreshes()
-    private = [r.endpoint for r in fake.calls() if r.private]
-    assert private == ["BalanceEx", *["AddOrder", "QueryOrders"] * 3, "TradeVolume"]
-    assert await client.fee_rate("XXBTZEUR") == Decimal("0.0026")
+    # Gaps of 2 s against a quiet period of 30 s: a slow machine cannot make a gap look quiet.
+    client = KrakenClient(
+        fake.url, fake.api_key, fake.api_secret, "pro", fee_quiet=30, clock=FAST, sleep=FAST.sleep
+    )
+    try:
+        fake.venue.fill_market_orders = False
+        await client.pair_rules(["BTC", "SOL"], "EUR")
+        await client.fee_rate("XXBTZEUR")
+        await client.balances()
+        for _ in range(3):
+            await FAST.sleep(2.0)  # commits and fill polls between a run's calls
+            await client.place_order(order("SOLEUR", "buy", "1"))
+        await client.wait_refreshes()
+        private = [r.endpoint for r in fake.calls() if r.private]
+        assert private == ["BalanceEx", *["AddOrder", "QueryOrders"] * 3, "TradeVolume"]
+        assert await client.fee_rate("XXBTZEUR") == Decimal("0.0026")
+    finally:
+        await client.close()
 
 
 async def test_fee_rate_falls_back_when_trade_volume_fails(
