@@ -43,7 +43,7 @@ from .config import Settings
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .models import to_number
 from .openapi import openapi_document
-from .scheduler import PortfolioBusy, PortfolioNotFound, Scheduler
+from .scheduler import AccountTaken, PortfolioBusy, PortfolioNotFound, Scheduler
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -202,6 +202,13 @@ async def scheduler_trigger(request: web.Request) -> web.Response:
         raise ApiError(404, f"portfolio {pid} not found") from None
     except PortfolioBusy:
         raise ApiError(409, f"portfolio {pid} is being rebalanced right now") from None
+    except AccountTaken as exc:
+        raise ApiError(
+            409,
+            f"account: {exc.account!r} is used by enabled portfolio {exc.holder_id} "
+            f"({exc.holder_name!r}); a real run of {pid} would trade its balance "
+            "(a dry run is allowed)",
+        ) from None
     finally:
         request.app[CACHE].invalidate()  # lastRebalancedAt moved
     if record is None:
