@@ -7,6 +7,9 @@ characters, failed auth, malformed headers, client hang-ups and the one-account 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,6 +127,40 @@ async def _raw(port: int, data: bytes, timeout: float = 10.0) -> bytes:
         return await asyncio.wait_for(reader.read(), timeout)
     finally:
         writer.close()
+
+
+# -- 3. an empty or short token ------------------------------------------------------------
+
+
+UNREACHABLE_DB = '[database]\nurl = "postgresql://nobody@127.0.0.1:9/none"\nconnect_timeout = 1\n'
+
+
+@pytest.mark.parametrize(
+    ("toml", "env"),
+    [
+        ('[http]\nlisten = "0.0.0.0:8080"\napi_token = ""\n', {}),
+        ('[http]\napi_token = ""\n', {}),
+        ("", {"REBALANCERD_API_TOKEN": "tiny-secret"}),
+        ("", {"REBALANCERD_API_TOKEN": "x" * 15, "REBALANCERD_LISTEN": "0.0.0.0:8080"}),
+    ],
+)
+def test_an_empty_or_short_token_exits_78(tmp_path: Path, toml: str, env: dict[str, str]) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(UNREACHABLE_DB + toml)
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("REBALANCERD_")},
+        "REBALANCERD_STATE_DIR": str(tmp_path / "state"),
+        "REBALANCERD_CONFIG": str(config),
+        **env,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "rebalancerd", "run"],
+        capture_output=True, text=True, env=full_env, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 78, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "http.api_token" in lines[0], result.stderr
+    assert "tiny-secret" not in lines[0] and "x" * 15 not in lines[0]  # never the value
 
 
 # -- 5. concurrent triggers ------------------------------------------------------------------
