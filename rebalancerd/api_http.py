@@ -151,7 +151,10 @@ def fail(status: int, error: str, headers: Mapping[str, str] | None = None) -> w
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object (any content type), numbers with a fraction as Decimals."""
+    """The request's JSON object, numbers with a fraction as Decimals.
+
+    The content type was checked already (api_guard): anything but application/json is 415.
+    """
     raw = await request.read()  # over client_max_size: HTTPRequestEntityTooLarge -> 413
     if not raw.strip():
         return {}

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from rebalancerd.config import HttpSettings
 from tests.api_support import ORIGINAL_BODY
 from tests.conftest import _admin, dsn_for, run_sync
 from tests.daemon_proc import DaemonProcess
@@ -129,6 +130,154 @@ async def _raw(port: int, data: bytes, timeout: float = 10.0) -> bytes:
         writer.close()
 
 
+# -- 1. cross-site requests ----------------------------------------------------------------
+
+SIMPLE_BODIES = [
+    ("text/plain", b'{"action":"start"}'),
+    ("text/plain;charset=UTF-8", b'{"action":"start"}'),  # what fetch() sends for a string
+    ("application/x-www-form-urlencoded", b'{"action":"start"}'),
+    ("application/x-www-form-urlencoded", b"action=start"),
+    ("multipart/form-data; boundary=x", b'--x\r\nContent-Disposition: form-data; name="a"'
+     b"\r\n\r\nstart\r\n--x--\r\n"),
+    (None, b'{"action":"start"}'),  # fetch() with a Blob body sends no Content-Type at all
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("ctype", "body"), SIMPLE_BODIES)
+async def test_a_simple_cross_site_post_is_415_and_changes_nothing(
+    daemon: DaemonProcess, ctype: str | None, body: bytes
+) -> None:
+    headers = {} if ctype is None else {"Content-Type": ctype}
+    async with (
+        aiohttp.ClientSession(skip_auto_headers=["Content-Type"]) as session,
+        session.post(daemon.url + "/api/scheduler", data=body, headers=headers) as resp,
+    ):
+        answer = await resp.json(content_type=None)
+    assert resp.status == 415, answer
+    assert answer["success"] is False and "application/json" in answer["error"]
+    assert await _is_running(daemon) is False
+
+
+async def test_a_simple_cross_site_trigger_runs_nothing(daemon: DaemonProcess) -> None:
+    pid = (await _create(daemon))["id"]
+    body = f'{{"portfolioId": "{pid}"}}'.encode()
+    for ctype in ("text/plain", "application/x-www-form-urlencoded"):
+        status, answer = await daemon.request(
+            "POST", TRIGGER, data=body, headers={"Content-Type": ctype}
+        )
+        assert status == 415, answer
+    assert await _history(daemon, pid) == []
+
+
+@pytest.mark.parametrize(
+    "origin", ["http://evil.example", "null", f"http://{ALLOWED}.evil.example", "http://localhost"]
+)
+async def test_a_foreign_origin_is_refused_on_every_state_changing_route(
+    daemon: DaemonProcess, origin: str
+) -> None:
+    pid = (await _create(daemon))["id"]
+    attempts = [
+        ("POST", "/api/scheduler", {"action": "start"}),
+        ("POST", TRIGGER, {"portfolioId": pid}),
+        ("POST", MANAGE, ORIGINAL_BODY),
+        ("PUT", MANAGE, {"id": pid, "name": "taken over"}),
+        ("DELETE", f"{MANAGE}?id={pid}", None),
+    ]
+    for method, path, body in attempts:
+        headers = {"Origin": origin}
+        status, answer = await daemon.request(method, path, json=body, headers=headers)
+        assert status == 403, (method, path, answer)
+        assert answer["success"] is False and "Origin" in answer["error"]
+    assert await _is_running(daemon) is False
+    assert await _history(daemon, pid) == []
+    status, answer = await daemon.request("GET", f"/api/portfolios/plan?id={pid}")
+    assert status == 200, answer  # neither renamed nor deleted
+    # Reading is not changing state: a GET with any Origin is still answered.
+    status, _ = await daemon.request("GET", MANAGE, headers={"Origin": origin})
+    assert status == 200
+
+
+async def test_the_daemon_s_own_origin_is_accepted(daemon: DaemonProcess) -> None:
+    pid = (await _create(daemon))["id"]
+    for origin in (daemon.url, f"http://localhost:{daemon.port}".upper(), f"https://{ALLOWED}"):
+        host = origin.split("://", 1)[1].lower()
+        headers = {"Origin": origin, "Host": host}
+        status, answer = await daemon.request(
+            "POST", TRIGGER, json={"portfolioId": pid, "dryRun": True}, headers=headers
+        )
+        assert status == 200, (origin, answer)
+    # Behind a proxy that rewrites Host, an allowed name as the Origin still counts as ours.
+    status, answer = await daemon.request(
+        "POST",
+        TRIGGER,
+        json={"portfolioId": pid, "dryRun": True},
+        headers={"Origin": f"https://{ALLOWED}"},
+    )
+    assert status == 200, answer
+
+
+# -- 2. DNS rebinding ------------------------------------------------------------------------
+
+
+FOREIGN = ["evil.example", "evil.example:8080", f"{ALLOWED}.evil.example", "127.0.0.1.nip.io",
+           "localhost.evil.example", "[::2]:80"]  # fmt: skip
+
+
+@pytest.mark.parametrize("host", FOREIGN)
+async def test_a_foreign_host_name_is_misdirected(daemon: DaemonProcess, host: str) -> None:
+    headers = {"Host": host}
+    for method, path, body in [
+        ("GET", "/api/scheduler", None),
+        ("GET", MANAGE, None),
+        ("GET", "/api/openapi.json", None),
+        ("GET", "/", None),  # the dashboard's page
+        ("POST", "/api/scheduler", {"action": "start"}),
+    ]:
+        status, answer = await daemon.request(method, path, json=body, headers=headers)
+        assert status == 421, (method, path, answer)
+        assert answer["success"] is False and "allowed_hosts" in answer["error"]
+    assert await _is_running(daemon) is False
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:1", "localhost.", "127.0.0.1", "[::1]",
+                                  "127.0.0.1:9", "[::1]:8080", ALLOWED, f"{ALLOWED}:443",
+                                  "Other.Example"])  # fmt: skip
+async def test_loopback_and_allowed_names_are_served(daemon: DaemonProcess, host: str) -> None:
+    status, answer = await daemon.request("GET", "/api/scheduler", headers={"Host": host})
+    assert status == 200, answer
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/metrics"])
+async def test_monitoring_answers_any_host_name(daemon: DaemonProcess, path: str) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(daemon.url + path, headers={"Host": "prometheus.internal"}) as resp,
+    ):
+        assert resp.status == 200
+
+
+@pytest.mark.parametrize(
+    ("listen", "allowed", "host", "ok"),
+    [
+        ("127.0.0.1:8080", (), "localhost", True),
+        ("127.0.0.1:8080", (), "127.0.0.2", True),
+        ("127.0.0.1:8080", (), "192.168.1.5", False),
+        ("192.168.1.5:8080", (), "192.168.1.5", True),  # the address it listens on is its own
+        ("[fd00::5]:8080", (), "fd00::5", True),
+        ("nas.lan:8080", (), "nas.lan", True),
+        ("0.0.0.0:8080", (), "0.0.0.0", False),  # a wildcard is nobody's name
+        ("0.0.0.0:8080", ("nas.lan", "192.168.1.5"), "nas.lan", True),
+        ("0.0.0.0:8080", ("nas.lan",), "evil.example", False),
+        ("127.0.0.1:8080", ("NAS.lan.",), "nas.lan", True),
+    ],
+)
+def test_allowed_host_names(listen: str, allowed: tuple[str, ...], host: str, ok: bool) -> None:
+    from rebalancerd.api_guard import allowed_host_names, host_is_allowed
+
+    settings = HttpSettings(listen=listen, allowed_hosts=allowed)
+    assert host_is_allowed(host, allowed_host_names(settings)) is ok
+
+
 # -- 3. an empty or short token ------------------------------------------------------------
 
 
@@ -196,6 +345,49 @@ async def _trigger(session: aiohttp.ClientSession, proc: DaemonProcess, pid: str
     async with session.post(proc.url + TRIGGER, json={"portfolioId": pid}) as resp:
         await resp.read()
         return resp.status
+
+
+# -- 7. failed auth --------------------------------------------------------------------------
+
+
+async def test_failed_auth_is_logged_rate_limited_without_the_token(
+    locked: DaemonProcess,
+) -> None:
+    since = len(locked.log())
+    wrong = "wrong-token-" + uuid.uuid4().hex
+    status, _ = await locked.request(
+        "GET", "/api/scheduler", headers={"Authorization": f"Bearer {wrong}"}
+    )
+    assert status == 401
+    line = await locked.wait_for_log("GET /api/scheduler", since=since, timeout=10)
+    assert line.startswith("<4>"), line  # warning priority
+    assert "127.0.0.1" in line and "bearer token" in line, line
+    # A burst of guesses (a brute force) leaves a bounded trace, not one line each.
+    async with aiohttp.ClientSession() as session:
+        for i in range(30):
+            guess = {"Authorization": f"Bearer {wrong}{i}"} if i % 2 else {}
+            async with session.post(locked.url + TRIGGER, json={}, headers=guess) as resp:
+                assert resp.status == 401
+    log = locked.log()
+    assert wrong not in log and TOKEN not in log
+    refused = [ln for ln in log[since:].splitlines() if "bearer token" in ln]
+    assert 1 <= len(refused) <= 2, refused
+
+
+def test_the_rate_limit_reports_what_it_held_back() -> None:
+    from rebalancerd.api_guard import RateLimitedLog
+
+    now = [0.0]
+    limiter = RateLimitedLog(interval=10.0, clock=lambda: now[0])
+    assert limiter.admit() == 0
+    assert [limiter.admit() for _ in range(5)] == [None] * 5
+    now[0] = 9.9
+    assert limiter.admit() is None
+    now[0] = 10.0
+    assert limiter.admit() == 6  # this line also says six were held back
+    assert limiter.admit() is None
+    now[0] = 30.0
+    assert limiter.admit() == 1
 
 
 # -- 10. one account, one enabled portfolio --------------------------------------------------

@@ -163,10 +163,32 @@ async def test_a_huge_body_is_413(api: Api, path: str) -> None:
     assert answer == {"success": False, "error": "request body too large (limit 65536 bytes)"}
 
 
-@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", None])
-async def test_a_json_body_is_read_whatever_its_content_type(api: Api, ctype: str | None) -> None:
+@pytest.mark.parametrize(
+    "ctype",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+     "application/json; charset=latin-1", "application/jsonx", "application/octet-stream", None],
+)  # fmt: skip
+async def test_a_body_must_be_sent_as_json(api: Api, ctype: str | None) -> None:
+    # Browsers send text/plain and form bodies to other sites without asking first (CSRF).
     headers = {} if ctype is None else {"Content-Type": ctype}
+    body = orjson.dumps(_update(dryRunMode=True))
+    async with api.client.post(
+        "/api/scheduler", data=body, headers=headers, skip_auto_headers=["Content-Type"]
+    ) as resp:
+        answer = await resp.json()
+    assert resp.status == 415, answer
+    assert answer == {
+        "success": False,
+        "error": "request body must be JSON sent as Content-Type: application/json",
+    }
+    _, status = await api.call("GET", "/api/scheduler")
+    assert status["status"]["config"]["dryRunMode"] is False
+
+
+@pytest.mark.parametrize("ctype", ["application/json", "application/json; charset=UTF-8"])
+async def test_json_bodies_are_read(api: Api, ctype: str) -> None:
     body = orjson.dumps(_update(dryRunMode=False))
+    headers = {"Content-Type": ctype}
     status, answer = await api.call("POST", "/api/scheduler", raw=body, headers=headers)
     assert status == 200, answer
 
