@@ -13,13 +13,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 from aiohttp import web
 from pydantic import ValidationError
 
 from . import api_portfolios as portfolios
-from .api_guard import guards, where
+from .api_guard import RateLimitedLog, guards, held_back, server_logger, where
 from .api_http import (
     CACHE,
     METRICS,
@@ -27,6 +28,7 @@ from .api_http import (
     SETTINGS,
     STORE,
     ApiError,
+    ClientGone,
     ScheduleCache,
     accepts_gzip,
     describe,
@@ -36,6 +38,7 @@ from .api_http import (
     query,
     raw_reply,
     reply,
+    validation_status,
 )
 from .api_models import HistoryFilter, HistoryQuery, SchedulerControl, TriggerRequest
 from .config import Settings
@@ -56,7 +59,7 @@ def make_app(
 ) -> web.Application:
     """The application, with error, host, origin, auth and content-type middlewares."""
     app = web.Application(
-        middlewares=[_errors, *guards(settings.http)],
+        middlewares=[_errors(), *guards(settings.http)],
         client_max_size=settings.http.max_body_bytes,
     )
     app[STORE] = store
@@ -93,28 +96,60 @@ def _fixed(body: bytes) -> Handler:
     return handler
 
 
-@web.middleware
-async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return fail(exc.status, exc.message)
-    except ValidationError as exc:
-        return fail(400, describe(exc))
-    except web.HTTPRequestEntityTooLarge:
-        limit = request.app[SETTINGS].http.max_body_bytes
-        return fail(413, f"request body too large (limit {limit} bytes)")
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        return fail(exc.status, exc.reason, allow)
-    except DB_DOWN as exc:
-        log.error("[API] %s: database unavailable (%s)", where(request), exc)
-        return fail(503, "database unavailable; try again shortly")
-    except Exception:
-        log.exception("[API] %s failed", where(request))
-        return fail(500, "internal error")
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    """The server around `app`: idle connections closed, malformed requests logged in a line."""
+    return web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        # Also the deadline for a new connection's first request: aiohttp arms this timer when
+        # the connection opens, so a socket that never sends anything is closed too.
+        keepalive_timeout=settings.http.keepalive_timeout,
+        logger=server_logger(),
+    )
+
+
+def _errors() -> Any:
+    """Every failure as {"success": false, "error": ...} with its status; a 5xx only for ours."""
+    hang_ups = RateLimitedLog()  # a client can hang up at will: its lines are rate-limited
+
+    @web.middleware
+    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            response = fail(exc.status, exc.message)
+            if exc.status == 408:
+                response.force_close()  # a client this slow gets no second request here
+            return response
+        except ClientGone:
+            # Nobody is left to answer; this is the client's doing, not the database's.
+            held = hang_ups.admit()
+            if held is not None:
+                log.info(
+                    "[API] %s: the client closed the connection mid-request%s",
+                    where(request),
+                    held_back(held),
+                )
+            return fail(400, "request body cut short")
+        except ValidationError as exc:
+            return fail(validation_status(exc), describe(exc))
+        except web.HTTPRequestEntityTooLarge:
+            limit = request.app[SETTINGS].http.max_body_bytes
+            return fail(413, f"request body too large (limit {limit} bytes)")
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+            return fail(exc.status, exc.reason, allow)
+        except DB_DOWN as exc:
+            log.error("[API] %s: database unavailable (%s)", where(request), exc)
+            return fail(503, "database unavailable; try again shortly")
+        except Exception:
+            log.exception("[API] %s failed", where(request))
+            return fail(500, "internal error")
+
+    return errors
 
 
 def _health(store: Store, ttl: float = 1.0) -> Handler:

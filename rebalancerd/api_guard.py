@@ -25,9 +25,11 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from .api_http import fail
+from .api_types import CONTROL
 from .config import HttpSettings
 
 log = logging.getLogger(__name__)
@@ -194,3 +196,36 @@ async def _json_bodies(request: web.Request, handler: Handler) -> web.StreamResp
 def _is_json(request: web.Request) -> bool:
     charset = (request.charset or "utf-8").lower()
     return request.content_type == "application/json" and charset == "utf-8"
+
+
+class OneLineBadRequests(logging.Filter):
+    """aiohttp's report of an unparsable request as one rate-limited line, not a traceback."""
+
+    def __init__(self, limit: RateLimitedLog | None = None) -> None:
+        super().__init__()
+        self.limit = limit or RateLimitedLog()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite a malformed-request record; leave any other record alone."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        held = self.limit.admit()
+        if held is None:
+            return False
+        peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        first = (exc.message or type(exc).__name__).splitlines()[0]
+        reason = CONTROL.sub("?", first).rstrip(": ")[:100]  # aiohttp quotes what it got
+        record.msg = "[API] Bad request from %s: %s%s"
+        record.args = (peer, reason, held_back(held))
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def server_logger() -> logging.Logger:
+    """The logger for aiohttp's own connection handling, with malformed requests kept short."""
+    logger = logging.getLogger("rebalancerd.http_server")
+    if not any(isinstance(f, OneLineBadRequests) for f in logger.filters):
+        logger.addFilter(OneLineBadRequests())
+    return logger

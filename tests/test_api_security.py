@@ -312,6 +312,57 @@ def test_an_empty_or_short_token_exits_78(tmp_path: Path, toml: str, env: dict[s
     assert "tiny-secret" not in lines[0] and "x" * 15 not in lines[0]  # never the value
 
 
+# -- 4. idle connections ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def impatient(tmp_path: Path, database_url: str) -> Iterator[DaemonProcess]:
+    config = CONFIG + "[http]\nkeepalive_timeout = 1\nread_timeout = 1\n"
+    proc = _daemon(tmp_path, database_url, config)
+    yield proc
+    proc.stop()
+
+
+async def test_an_idle_socket_is_closed_by_the_server(impatient: DaemonProcess) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", impatient.port)
+    try:
+        assert await asyncio.wait_for(reader.read(), timeout=15) == b""  # EOF: the server hung up
+    finally:
+        writer.close()
+
+
+async def test_a_request_that_never_ends_its_headers_is_dropped(impatient: DaemonProcess) -> None:
+    head = b"GET /api/scheduler HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+    assert await _raw(impatient.port, head, timeout=15) == b""
+
+
+async def test_a_body_that_never_arrives_is_408(impatient: DaemonProcess) -> None:
+    head = (
+        b"POST /api/scheduler HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b'Content-Type: application/json\r\nContent-Length: 50\r\n\r\n{"act'
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", impatient.port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), timeout=15)
+    finally:
+        writer.close()
+    assert status.startswith(b"HTTP/1.1 408"), status
+
+
+async def test_a_kept_alive_connection_is_closed_when_idle(impatient: DaemonProcess) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", impatient.port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"HTTP/1.1 200")
+        rest = await asyncio.wait_for(reader.read(), timeout=15)  # the response, then EOF
+        assert rest.endswith(b"}")
+    finally:
+        writer.close()
+
+
 # -- 5. concurrent triggers ------------------------------------------------------------------
 
 
@@ -345,6 +396,41 @@ async def _trigger(session: aiohttp.ClientSession, proc: DaemonProcess, pid: str
     async with session.post(proc.url + TRIGGER, json={"portfolioId": pid}) as resp:
         await resp.read()
         return resp.status
+
+
+# -- 6. control characters -------------------------------------------------------------------
+
+CONTROL = ["x\r\n[Scheduler] forged line", "a\nb", "a\rb", "nul\x00", "tab\there", "esc\x1b[31m",
+           "del\x7f", "c1\x85next", "bell\x07"]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", CONTROL)
+async def test_control_characters_in_text_fields_are_422(daemon: DaemonProcess, text: str) -> None:
+    pid = (await _create(daemon))["id"]
+    attempts: list[tuple[str, str, Any]] = [
+        ("POST", MANAGE, {**ORIGINAL_BODY, "rebalanceEnabled": False, "name": text}),
+        ("POST", MANAGE, {**ORIGINAL_BODY, "rebalanceEnabled": False, "userId": text}),
+        ("POST", MANAGE, {**ORIGINAL_BODY, "rebalanceEnabled": False, "account": text}),
+        ("PUT", MANAGE, {"id": pid, "name": text}),
+        ("PUT", MANAGE, {"id": pid + text}),
+        ("POST", TRIGGER, {"portfolioId": text}),
+        ("POST", "/api/scheduler", {"action": "update-config", "config": {"checkInterval": text}}),
+        ("DELETE", f"{MANAGE}?id={_quoted(text)}", None),
+        ("GET", f"/api/history?portfolioId={_quoted(text)}", None),
+    ]
+    for method, path, body in attempts:
+        status, answer = await daemon.request(method, path, json=body)
+        assert status == 422, (method, path, answer)
+        assert answer["success"] is False and "control character" in answer["error"], answer
+    _, listed = await daemon.request("GET", MANAGE)
+    assert all(p["name"] != text and p["userId"] != text for p in listed["portfolios"])
+    assert "forged line" not in daemon.log()
+
+
+def _quoted(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="")
 
 
 # -- 7. failed auth --------------------------------------------------------------------------
@@ -388,6 +474,45 @@ def test_the_rate_limit_reports_what_it_held_back() -> None:
     assert limiter.admit() is None
     now[0] = 30.0
     assert limiter.admit() == 1
+
+
+# -- 8. malformed requests -------------------------------------------------------------------
+
+
+async def test_a_malformed_header_is_400_with_one_log_line(daemon: DaemonProcess) -> None:
+    before = daemon.log()
+    request = b"GET /api/scheduler HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\x00b\r\n\r\n"
+    for _ in range(20):
+        answer = await _raw(daemon.port, request)
+        assert answer.split(b"\r\n", 1)[0].endswith(b"400 Bad Request"), answer
+    await daemon.wait_for_log("Bad request from 127.0.0.1", since=len(before), timeout=10)
+    new = daemon.log()[len(before) :]
+    assert "Traceback" not in new, new
+    assert 1 <= len(new.strip().splitlines()) <= 2, new
+
+
+# -- 9. a client that hangs up -------------------------------------------------------------
+
+
+async def test_a_client_hang_up_is_not_a_database_outage(daemon: DaemonProcess) -> None:
+    since = len(daemon.log())
+    head = (
+        b"POST /api/scheduler HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", daemon.port)
+    writer.write(head)
+    await writer.drain()
+    # "100 Continue" means the handler has the request: a hang-up now cuts its body short.
+    assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"HTTP/1.1 100")
+    writer.write(b'{"act')
+    writer.close()
+    await writer.wait_closed()
+    line = await daemon.wait_for_log(
+        "closed the connection", "database unavailable", "failed", since=since, timeout=10
+    )
+    assert "closed the connection" in line, line
+    assert "database unavailable" not in daemon.log()
 
 
 # -- 10. one account, one enabled portfolio --------------------------------------------------
