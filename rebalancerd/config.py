@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from decimal import Decimal
@@ -22,6 +23,9 @@ from pydantic import (
 
 from rebalancerd import schedule
 
+MIN_TOKEN_LENGTH = 16
+HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*")
+
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: systemd and operators read it as "fix the config"
 
 # Environment name -> (section, key) in the TOML file. Fixed by the contract.
@@ -36,6 +40,7 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "KRAKEN_API_SECRET": ("accounts", "default", "api_secret"),
     "REBALANCERD_LISTEN": ("http", "listen"),
     "REBALANCERD_API_TOKEN": ("http", "api_token"),
+    "REBALANCERD_ALLOWED_HOSTS": ("http", "allowed_hosts"),  # comma-separated
     "REBALANCERD_STATE_DIR": ("state_dir",),
     "REBALANCERD_LOG_LEVEL": ("log_level",),
 }
@@ -75,7 +80,35 @@ class HttpSettings(_Section):
     listen: str = "127.0.0.1:8080"
     api_token: SecretStr | None = None
     api_token_file: Path | None = None
+    # Host names served besides loopback ones and the listen address (DNS-rebinding guard).
+    allowed_hosts: tuple[str, ...] = ()
     max_body_bytes: int = Field(default=65536, ge=1024)
+    # An idle connection (one that has not sent a whole request yet, too) is closed after this.
+    keepalive_timeout: float = Field(default=30.0, gt=0, le=3600)
+    # A request body must have arrived this many seconds after its headers (else 408).
+    read_timeout: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator("api_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        token = None if value is None else value.get_secret_value()
+        if token is not None and len(token) < MIN_TOKEN_LENGTH:
+            # An empty token would let a bare "Authorization: Bearer" in; a short one is guessed.
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_LENGTH} characters (e.g. openssl rand -hex 32)"
+            )
+        if token is not None and (token != token.strip() or not token.isprintable()):
+            raise ValueError("must not contain spaces at either end or control characters")
+        return value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _host_names(cls, value: Any) -> Any:
+        if isinstance(value, str):  # REBALANCERD_ALLOWED_HOSTS="a.example,b.example"
+            value = [part for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple):
+            return value  # pydantic says what is wrong
+        return tuple(_host_name(str(item)) for item in value)
 
     @field_validator("listen")
     @classmethod
@@ -145,6 +178,20 @@ class Settings(_Section):
                 f"http.listen: refusing to listen on {self.http.listen} without http.api_token"
             )
         return self
+
+
+def _host_name(value: str) -> str:
+    """A bare host name or IP address, lower-case, without brackets or a final dot."""
+    name = value.strip().lower().rstrip(".")
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    if not HOST_NAME.fullmatch(name):
+        raise ValueError(f"{value.strip()[:100]!r} is not a host name (no scheme, port or '*')")
+    return name
 
 
 def _is_loopback(host: str) -> bool:

@@ -83,7 +83,7 @@ class Daemon:
         if config.running:
             await self.scheduler.reconcile_orphans()
         app = api.make_app(settings, self.store, self.scheduler, metrics)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.runner = api.make_runner(app, settings)
         await self.runner.setup()
         site = web.TCPSite(self.runner, settings.http.host, settings.http.port)
         await site.start()

@@ -70,12 +70,13 @@ class Api:
         headers: dict[str, str] | None = None,
         auth: bool = True,
     ) -> tuple[int, Any]:
-        """(status, decoded JSON) of one request; `raw` sends bytes as they are."""
+        """(status, decoded JSON) of one request; `raw` sends bytes as they are (still as JSON,
+        unless `headers` name another Content-Type)."""
         sent = dict(headers or {})
         if auth and self.token is not None:
             sent.setdefault("Authorization", f"Bearer {self.token}")
         data = raw if raw is not None else None if body is None else orjson.dumps(body)
-        if body is not None and raw is None:
+        if data is not None:
             sent.setdefault("Content-Type", "application/json")
         async with self.client.request(method, path, data=data, headers=sent) as resp:
             text = await resp.read()

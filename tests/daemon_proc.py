@@ -94,6 +94,17 @@ class DaemonProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    async def wait_for_log(self, *needles: str, since: int = 0, timeout: float = 10.0) -> str:
+        """The first log line after offset `since` holding any of `needles` (bounded wait)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.log()[since:].splitlines():
+                if any(needle in line for needle in needles):
+                    return line
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"no log line with {needles} in {timeout}s:\n{self.log()}")
+            await _sleep(0.05)
+
 
 async def _sleep(seconds: float) -> None:
     import asyncio

@@ -4,12 +4,11 @@ Auth: with a token configured every /api/* route needs `Authorization: Bearer <t
 /healthz stays open for probes. /metrics stays open too, as Prometheus scrapers usually are:
 it carries counters, timestamps and portfolio ids, never balances, orders or secrets; where
 even that must stay private, keep the listener on loopback or filter /metrics in front.
+Host names, origins and body types are checked first (api_guard).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from pydantic import ValidationError
 
 from rebalancerd.api import portfolios
 from rebalancerd.api.bodies import HistoryFilter, HistoryQuery, SchedulerControl, TriggerRequest
+from rebalancerd.api.guard import RateLimitedLog, guards, held_back, server_logger, where
 from rebalancerd.api.http import (
     CACHE,
     METRICS,
@@ -28,6 +28,7 @@ from rebalancerd.api.http import (
     SETTINGS,
     STORE,
     ApiError,
+    ClientGone,
     ScheduleCache,
     accepts_gzip,
     describe,
@@ -37,11 +38,12 @@ from rebalancerd.api.http import (
     query,
     raw_reply,
     reply,
+    validation_status,
 )
 from rebalancerd.api.openapi import openapi_document
 from rebalancerd.config import Settings
 from rebalancerd.metrics import CONTENT_TYPE_LATEST, Metrics
-from rebalancerd.runs.control import PortfolioBusy, PortfolioNotFound
+from rebalancerd.runs.control import AccountTaken, PortfolioBusy, PortfolioNotFound
 from rebalancerd.runs.loop import Scheduler
 from rebalancerd.store.database import DB_ERRORS as DB_DOWN
 from rebalancerd.store.repository import Store
@@ -55,9 +57,9 @@ CENT = Decimal("0.01")
 def make_app(
     settings: Settings, store: Store, scheduler: Scheduler, metrics: Metrics
 ) -> web.Application:
-    """The application, with error and auth middlewares."""
+    """The application, with error, host, origin, auth and content-type middlewares."""
     app = web.Application(
-        middlewares=[_errors, _auth(_token(settings))],
+        middlewares=[_errors(), *guards(settings.http)],
         client_max_size=settings.http.max_body_bytes,
     )
     app[STORE] = store
@@ -94,53 +96,60 @@ def _fixed(body: bytes) -> Handler:
     return handler
 
 
-def _token(settings: Settings) -> str | None:
-    secret = settings.http.api_token
-    return None if secret is None else secret.get_secret_value()
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    """The server around `app`: idle connections closed, malformed requests logged in a line."""
+    return web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        # Also the deadline for a new connection's first request: aiohttp arms this timer when
+        # the connection opens, so a socket that never sends anything is closed too.
+        keepalive_timeout=settings.http.keepalive_timeout,
+        logger=server_logger(),
+    )
 
 
-def _digest(text: str) -> bytes:
-    # Comparing fixed-size digests keeps even the token's length out of the timing.
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()
-
-
-def _auth(token: str | None) -> Any:
-    expected = None if token is None else _digest(token)
+def _errors() -> Any:
+    """Every failure as {"success": false, "error": ...} with its status; a 5xx only for ours."""
+    hang_ups = RateLimitedLog()  # a client can hang up at will: its lines are rate-limited
 
     @web.middleware
-    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if expected is not None and request.path.startswith("/api/"):
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            ok = hmac.compare_digest(_digest(given.strip()), expected)
-            if scheme.lower() != "bearer" or not ok:
-                return fail(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
-        return await handler(request)
+    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            response = fail(exc.status, exc.message)
+            if exc.status == 408:
+                response.force_close()  # a client this slow gets no second request here
+            return response
+        except ClientGone:
+            # Nobody is left to answer; this is the client's doing, not the database's.
+            held = hang_ups.admit()
+            if held is not None:
+                log.info(
+                    "[API] %s: the client closed the connection mid-request%s",
+                    where(request),
+                    held_back(held),
+                )
+            return fail(400, "request body cut short")
+        except ValidationError as exc:
+            return fail(validation_status(exc), describe(exc))
+        except web.HTTPRequestEntityTooLarge:
+            limit = request.app[SETTINGS].http.max_body_bytes
+            return fail(413, f"request body too large (limit {limit} bytes)")
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+            return fail(exc.status, exc.reason, allow)
+        except DB_DOWN as exc:
+            log.error("[API] %s: database unavailable (%s)", where(request), exc)
+            return fail(503, "database unavailable; try again shortly")
+        except Exception:
+            log.exception("[API] %s failed", where(request))
+            return fail(500, "internal error")
 
-    return auth
-
-
-@web.middleware
-async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return fail(exc.status, exc.message)
-    except ValidationError as exc:
-        return fail(400, describe(exc))
-    except web.HTTPRequestEntityTooLarge:
-        limit = request.app[SETTINGS].http.max_body_bytes
-        return fail(413, f"request body too large (limit {limit} bytes)")
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        return fail(exc.status, exc.reason, allow)
-    except DB_DOWN as exc:
-        log.error("[API] %s %s: database unavailable (%s)", request.method, request.path, exc)
-        return fail(503, "database unavailable; try again shortly")
-    except Exception:
-        log.exception("[API] %s %s failed", request.method, request.path)
-        return fail(500, "internal error")
+    return errors
 
 
 def _health(store: Store, ttl: float = 1.0) -> Handler:
@@ -202,6 +211,13 @@ async def scheduler_trigger(request: web.Request) -> web.Response:
         raise ApiError(404, f"portfolio {pid} not found") from None
     except PortfolioBusy:
         raise ApiError(409, f"portfolio {pid} is being rebalanced right now") from None
+    except AccountTaken as exc:
+        raise ApiError(
+            409,
+            f"account: {exc.account!r} is used by enabled portfolio {exc.holder_id} "
+            f"({exc.holder_name!r}); a real run of {pid} would trade its balance "
+            "(a dry run is allowed)",
+        ) from None
     finally:
         request.app[CACHE].invalidate()  # lastRebalancedAt moved
     if record is None:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from rebalancerd import schedule
 from rebalancerd.exchange.names import ALIASES, LEGACY_IDS
@@ -16,6 +17,8 @@ from rebalancerd.exchange.names import ALIASES, LEGACY_IDS
 CASH = "EUR"
 WEIGHT_TOLERANCE = Decimal("0.01")
 SYMBOL = re.compile(r"[A-Z0-9]{1,10}")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # exactly Unicode's category Cc
+CONTROL_CHARACTERS = "control_characters"  # the error type: answered 422, not 400
 # Kraken's own ids and altnames (XXBT, ZEUR, XBT, XDG): they look like tickers but name another
 # asset's plain symbol, so storing them would make the planner look up a market that does not
 # exist (or, for XBT/XDG, two names for one holding). The plain symbol is what the API stores.
@@ -28,10 +31,13 @@ LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def _clean(value: str) -> str:
-    # PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded: refuse both here
-    # rather than fail in the driver.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+    # Control characters (NUL, CR, LF, ESC, ... : Unicode category Cc) would forge log lines or
+    # terminal output wherever the text is shown, and PostgreSQL text cannot hold NUL at all.
+    # Lone surrogates cannot be encoded: refuse them here rather than fail in the driver.
+    if CONTROL.search(value):
+        raise PydanticCustomError(
+            CONTROL_CHARACTERS, "must not contain control characters (line breaks, tabs, NUL, ...)"
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -140,8 +146,13 @@ def _weight(symbol: str, value: object) -> Decimal:
     return weight
 
 
-Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_clean)]
-Account = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_clean)]
+NO_CONTROL = {"pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}  # documents CONTROL
+Text = Annotated[
+    str, Field(min_length=1, max_length=200, json_schema_extra=NO_CONTROL), AfterValidator(_clean)
+]
+Account = Annotated[
+    str, Field(min_length=1, max_length=64, json_schema_extra=NO_CONTROL), AfterValidator(_clean)
+]
 Number = Annotated[Decimal, BeforeValidator(_number)]
 Money = Annotated[
     Number, Field(ge=0, le=10**12, decimal_places=8), _schema(type="number", minimum=0)

@@ -12,8 +12,10 @@ from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
+from rebalancerd.api.fields import CONTROL_CHARACTERS
 from rebalancerd.config import Settings
 from rebalancerd.metrics import Metrics
 from rebalancerd.runs.loop import Scheduler
@@ -29,6 +31,10 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class ClientGone(Exception):
+    """The client hung up before its request body was read: nobody to answer."""
 
 
 class ScheduleCache:
@@ -151,8 +157,11 @@ def fail(status: int, error: str, headers: Mapping[str, str] | None = None) -> w
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object (any content type), numbers with a fraction as Decimals."""
-    raw = await request.read()  # over client_max_size: HTTPRequestEntityTooLarge -> 413
+    """The request's JSON object, numbers with a fraction as Decimals.
+
+    The content type was checked already (api_guard): anything but application/json is 415.
+    """
+    raw = await _read(request, request.app[SETTINGS].http.read_timeout)
     if not raw.strip():
         return {}
     try:
@@ -163,6 +172,19 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, f"body must be a JSON object, not {type(body).__name__}")
     return body
+
+
+async def _read(request: web.Request, timeout: float) -> bytes:
+    """The whole body within `timeout` seconds (a trickling client must not hold a socket)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()  # over client_max_size: HTTPRequestEntityTooLarge, 413
+    except TimeoutError:
+        raise ApiError(408, f"request body not received within {timeout:g} seconds") from None
+    except ConnectionResetError:
+        raise ClientGone from None
+    except RequestPayloadError as exc:  # e.g. broken chunked encoding
+        raise ApiError(400, f"request body could not be read: {_first_line(exc)}") from None
 
 
 def query(request: web.Request, model: type[M]) -> M:
@@ -177,6 +199,12 @@ def query(request: web.Request, model: type[M]) -> M:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:200]
+
+
+def validation_status(exc: ValidationError) -> int:
+    """422 when a text field holds control characters (see api_types), else 400."""
+    kinds = {err["type"] for err in exc.errors(include_url=False, include_input=False)}
+    return 422 if CONTROL_CHARACTERS in kinds else 400
 
 
 def describe(exc: ValidationError) -> str:

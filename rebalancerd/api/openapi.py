@@ -24,10 +24,15 @@ BODIES = (PortfolioCreate, PortfolioUpdate, SchedulerControl, TriggerRequest)
 ERRORS = {
     400: "Invalid input (the error names the field)",
     401: "Missing or wrong bearer token (only when the daemon has a token)",
+    403: "Cross-origin request: the Origin header is not this daemon",
     404: "No portfolio has that id",
+    408: "The request body did not arrive in time",
     409: "Conflict: the portfolio is running, or the account is taken",
     413: "Request body over the size limit",
-    422: "Valid input the daemon cannot act on (e.g. an unconfigured account)",
+    415: "The request body was not sent as Content-Type: application/json",
+    421: "Host name not served here: not loopback and not in http.allowed_hosts",
+    422: "Text with control characters, or input the daemon cannot act on "
+    "(e.g. an unconfigured account)",
     502: "The exchange failed (plan preview only)",
     503: "Database unavailable",
 }
@@ -180,9 +185,11 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
 
 def _responses(route: Route) -> dict[str, Any]:
     codes: set[int] = set(route.errors)
-    codes |= {413} if route.body else set()
+    codes |= {408, 413, 415} if route.body else set()
     codes |= {400} if route.query else set()
-    codes |= set() if route.open else {401}
+    codes |= {422} if route.body or route.query else set()  # text with control characters
+    codes |= set() if route.open else {401, 421}
+    codes |= set() if route.method == "get" else {403}
     content = {route.media: {"schema": route.reply}}
     responses: dict[str, Any] = {str(route.status): {"description": "OK", "content": content}}
     for code in sorted(codes):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rebalancerd.config import SchedulerSettings
-from rebalancerd.store.rows import SchedulerState
+from rebalancerd.store.rows import Portfolio, SchedulerState
 
 ACTIONS = {
     "start": "Scheduler started successfully",
@@ -24,6 +24,16 @@ class PortfolioNotFound(Exception):
 
 class PortfolioBusy(Exception):
     """The portfolio is running now (here or in another daemon)."""
+
+
+class AccountTaken(Exception):
+    """A real run would trade an account that another, enabled portfolio holds."""
+
+    def __init__(self, account: str, holder: Portfolio) -> None:
+        super().__init__(account)
+        self.account = account
+        self.holder_id = holder.id
+        self.holder_name = holder.name
 
 
 @dataclass(frozen=True)

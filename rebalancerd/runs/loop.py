@@ -20,6 +20,7 @@ from rebalancerd.planning import plan as planner
 from rebalancerd.runs import slots
 from rebalancerd.runs.control import (
     ACTIONS,
+    AccountTaken,
     Effective,
     PortfolioBusy,
     PortfolioNotFound,
@@ -243,12 +244,21 @@ class Scheduler:
     async def trigger(
         self, portfolio_id: str, dry_run: bool | None = None, triggered_by: str = "api"
     ) -> HistoryRecord | None:
-        """Run one portfolio now through the same claim path; PortfolioBusy if it runs."""
+        """Run one portfolio now through the same claim path; PortfolioBusy if it runs.
+
+        AccountTaken when a real run would trade an account an enabled portfolio holds.
+        """
         async with self.store.transaction() as conn:
-            portfolio = await self.store.lock_portfolio(conn, portfolio_id)
+            portfolio = await self.store.try_lock_portfolio(conn, portfolio_id)
             if portfolio is None:
-                raise PortfolioNotFound(portfolio_id)
+                if await self.store.get_portfolio(portfolio_id, conn) is None:
+                    raise PortfolioNotFound(portfolio_id)
+                raise PortfolioBusy(portfolio_id)  # being claimed, triggered or finished
             dry = self.config.dry_run if dry_run is None else dry_run
+            if not dry:  # one account's balance is one pool, as creation enforces
+                holder = await self.store.account_holder(conn, portfolio.account, portfolio.id)
+                if holder is not None:
+                    raise AccountTaken(portfolio.account, holder)
             run = await self.store.insert_run(
                 conn, portfolio, None, triggered_by, dry, self.owner, self.settings.lease_seconds
             )

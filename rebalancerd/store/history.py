@@ -63,6 +63,8 @@ class HistoryQueries(Database):
         """
         try:
             async with self.transaction() as conn:
+                # The portfolio before the run, as a trigger and a claim lock them (queries.sql).
+                await conn.execute(QUERIES["lock_portfolio_to_finish"], run.portfolio_id)
                 row = await conn.fetchrow(
                     QUERIES["insert_history"], run.portfolio_id, *history.args()
                 )

@@ -61,8 +61,10 @@ class PortfolioQueries(Database):
         rows = await self.pool.fetch(QUERIES["list_portfolios"])
         return [from_record(Portfolio, r) for r in rows]
 
-    async def get_portfolio(self, portfolio_id: str) -> Portfolio | None:
-        row = await self.pool.fetchrow(QUERIES["get_portfolio"], portfolio_id)
+    async def get_portfolio(
+        self, portfolio_id: str, conn: asyncpg.Connection | None = None
+    ) -> Portfolio | None:
+        row = await (conn or self.pool).fetchrow(QUERIES["get_portfolio"], portfolio_id)
         return None if row is None else from_record(Portfolio, row)
 
     async def create_portfolio(self, values: PortfolioFields) -> Portfolio:
@@ -110,6 +112,20 @@ class PortfolioQueries(Database):
 
     async def lock_portfolio(self, conn: asyncpg.Connection, portfolio_id: str) -> Portfolio | None:
         row = await conn.fetchrow(QUERIES["lock_portfolio"], portfolio_id)
+        return None if row is None else from_record(Portfolio, row)
+
+    async def try_lock_portfolio(
+        self, conn: asyncpg.Connection, portfolio_id: str
+    ) -> Portfolio | None:
+        """The portfolio, locked; None when it is missing or another transaction holds it."""
+        row = await conn.fetchrow(QUERIES["try_lock_portfolio"], portfolio_id)
+        return None if row is None else from_record(Portfolio, row)
+
+    async def account_holder(
+        self, conn: asyncpg.Connection, account: str, other_than: str
+    ) -> Portfolio | None:
+        """The enabled portfolio trading `account`, unless it is `other_than`."""
+        row = await conn.fetchrow(QUERIES["account_holder"], account, other_than)
         return None if row is None else from_record(Portfolio, row)
 
     async def set_next_rebalance(

@@ -24,7 +24,21 @@ UPDATE portfolios
 RETURNING *;
 
 -- name: lock_portfolio
+-- Lock order, everywhere: a portfolio's row first, then its runs. A transaction that touches
+-- both in the other order can deadlock with a trigger (which locks the row, then inserts a run
+-- that waits for the run being finished).
 SELECT * FROM portfolios WHERE id = $1 FOR UPDATE;
+
+-- name: try_lock_portfolio
+-- A trigger does not queue behind another trigger, a claim or a finishing run: locked is busy.
+SELECT * FROM portfolios WHERE id = $1 FOR UPDATE SKIP LOCKED;
+
+-- name: lock_portfolio_to_finish
+SELECT id FROM portfolios WHERE id = $1 FOR NO KEY UPDATE;
+
+-- name: account_holder
+-- The enabled portfolio (other than $2) that trades account $1, if any.
+SELECT * FROM portfolios WHERE account = $1 AND rebalance_enabled AND id <> $2 LIMIT 1;
 
 -- name: delete_portfolio
 DELETE FROM portfolios WHERE id = $1

@@ -15,7 +15,7 @@ from tests.api_support import ORIGINAL_BODY
 from tests.daemon_proc import DaemonProcess
 
 pytestmark = pytest.mark.e2e
-TOKEN = "e2e-token"
+TOKEN = "e2e-token-0123456789abcdef"
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from rebalancerd.store.repository import Store
 from tests.api_support import ORIGINAL_BODY, on_port, serving
 from tests.daemon_proc import free_port
 
-TOKEN = "cli-token"
+TOKEN = "cli-token-0123456789abcdef"
 
 
 @dataclass

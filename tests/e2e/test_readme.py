@@ -73,11 +73,12 @@ async def test_operator_control_commands_work_as_written(daemon: DaemonProcess) 
     script = script.replace('"$(sudo cat /etc/credstore/rebalancerd.api-token)"', TOKEN)
     script = script.replace("localhost:8080", f"127.0.0.1:{daemon.port}").replace("<id>", pid)
     commands = [c for c in script.replace("\\\n", " ").splitlines() if c.strip()]
-    header, curls = commands[0], commands[1:]
+    curls = [c for c in commands if c.startswith("curl ")]
+    setup = "\n".join(c for c in commands if not c.startswith("curl "))  # H=..., J=...
     assert len(curls) >= 7
     for curl in curls:
         out = subprocess.run(
-            ["bash", "-c", f"{header}\n{curl} -w '\\n%{{http_code}}'"],
+            ["bash", "-c", f"{setup}\n{curl} -w '\\n%{{http_code}}'"],
             capture_output=True,
             text=True,
             timeout=60,

@@ -88,7 +88,6 @@ BAD_CREATES: list[tuple[str, Any, str]] = [
     ("snake_case field", _bad(rebalance_enabled=True), "rebalance_enabled: unknown field"),
     ("read-only field", _bad(createdAt="2025-01-01T00:00:00Z"), "createdAt: unknown field"),
     ("id on create", _bad(id="mine"), "id: unknown field"),
-    ("NUL in name", _bad(name="a\x00b"), "name"),
     ("name too long", _bad(name="x" * 201), "name"),
     ("empty account", _bad(account=""), "account"),
 ]
@@ -163,12 +162,47 @@ async def test_a_huge_body_is_413(api: Api, path: str) -> None:
     assert answer == {"success": False, "error": "request body too large (limit 65536 bytes)"}
 
 
-@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", None])
-async def test_a_json_body_is_read_whatever_its_content_type(api: Api, ctype: str | None) -> None:
+@pytest.mark.parametrize(
+    "ctype",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+     "application/json; charset=latin-1", "application/jsonx", "application/octet-stream", None],
+)  # fmt: skip
+async def test_a_body_must_be_sent_as_json(api: Api, ctype: str | None) -> None:
+    # Browsers send text/plain and form bodies to other sites without asking first (CSRF).
     headers = {} if ctype is None else {"Content-Type": ctype}
+    body = orjson.dumps(_update(dryRunMode=True))
+    async with api.client.post(
+        "/api/scheduler", data=body, headers=headers, skip_auto_headers=["Content-Type"]
+    ) as resp:
+        answer = await resp.json()
+    assert resp.status == 415, answer
+    assert answer == {
+        "success": False,
+        "error": "request body must be JSON sent as Content-Type: application/json",
+    }
+    _, status = await api.call("GET", "/api/scheduler")
+    assert status["status"]["config"]["dryRunMode"] is False
+
+
+@pytest.mark.parametrize("ctype", ["application/json", "application/json; charset=UTF-8"])
+async def test_json_bodies_are_read(api: Api, ctype: str) -> None:
     body = orjson.dumps(_update(dryRunMode=False))
+    headers = {"Content-Type": ctype}
     status, answer = await api.call("POST", "/api/scheduler", raw=body, headers=headers)
     assert status == 200, answer
+
+
+CONTROL_NAMES = ["a\x00b", "x\r\n[Scheduler] forged line", "tab\t", "\x1b[2J", "c1\x9b"]
+
+
+@pytest.mark.parametrize("name", CONTROL_NAMES)
+async def test_control_characters_are_422(api: Api, existing: dict[str, Any], name: str) -> None:
+    for method, body in (("POST", {**ORIGINAL_BODY, "name": name}),
+                         ("PUT", {"id": existing["id"], "name": name})):  # fmt: skip
+        status, answer = await api.call(method, MANAGE, body)
+        assert status == 422, answer
+        assert answer["error"].startswith("name: must not contain control characters"), answer
+    await _unchanged(api, existing)
 
 
 async def test_wrong_methods_and_paths_answer_json(api: Api) -> None:
@@ -216,7 +250,8 @@ BAD_TRIGGERS: list[tuple[str, Any, int, str]] = [
     ("id as number", {"portfolioId": 5}, 400, "portfolioId"),
     ("dry run as string", {"portfolioId": "x", "dryRun": "true"}, 400, "dryRun"),
     ("snake_case id", {"portfolio_id": "x"}, 400, "portfolio_id: unknown field"),
-    ("NUL in id", {"portfolioId": "a\x00"}, 400, "portfolioId"),
+    ("NUL in id", {"portfolioId": "a\x00"}, 422, "portfolioId: must not contain control"),
+    ("line break in id", {"portfolioId": "a\r\nb"}, 422, "portfolioId: must not contain"),
     ("unknown id", {"portfolioId": "no-such-portfolio"}, 404, "no-such-portfolio"),
 ]
 
@@ -241,7 +276,9 @@ BAD_QUERIES: list[tuple[str, str, int, str]] = [
     ("history naive to", "/api/history?to=2025-01-01T00:00:00", 400, "to"),
     ("history unknown filter", "/api/history?portfolio_id=x", 400, "portfolio_id: unknown field"),
     ("history repeated limit", "/api/history?limit=1&limit=2", 400, "limit: given more than once"),
-    ("history NUL id", "/api/history?portfolioId=%00", 400, "portfolioId"),
+    ("history NUL id", "/api/history?portfolioId=%00", 422, "portfolioId"),
+    ("history line break", "/api/history?portfolioId=a%0Ab", 422, "control characters"),
+    ("delete tab in id", f"DELETE {MANAGE}?id=a%09b", 422, "control characters"),
     ("stats bad from", "/api/history/stats?from=2025-13-01", 400, "from"),
     ("stats paging", "/api/history/stats?limit=5", 400, "limit: unknown field"),
     ("plan without id", "/api/portfolios/plan", 400, "id: is required"),

@@ -68,6 +68,8 @@ def test_service_contract(unit: dict[str, list[tuple[str, str]]]) -> None:
     assert one(service, "ExecStart").startswith("/")
     assert float(one(service, "RestartSec")) > 0
     assert "PYTHONUNBUFFERED=1" in " ".join(values(service, "Environment")).split()
+    # Idle sockets must not be able to exhaust the default 1024 descriptors (issue #21).
+    assert int(one(service, "LimitNOFILE")) >= 8192
     assert int(one(unit["Unit"], "StartLimitBurst")) > 0
     assert int(one(unit["Unit"], "StartLimitIntervalSec")) > 0
     assert one(unit["Install"], "WantedBy") == "multi-user.target"

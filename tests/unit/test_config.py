@@ -134,7 +134,7 @@ def test_secret_files_and_credentials_directory(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("file-secret\n")
     creds = tmp_path / "creds"
     creds.mkdir()
-    (creds / "api-token").write_text("tok-from-creds\n")
+    (creds / "api-token").write_text("tok-from-creds-0123456789\n")
     (creds / "kraken-key.spare").write_text("spare-key")
     (creds / "kraken-secret.spare").write_text("spare-secret")
     path = write(
@@ -154,7 +154,7 @@ tier = "pro"
     assert main.api_secret is not None and main.api_secret.get_secret_value() == "file-secret"
     assert s.accounts["spare"].mode == "live"  # credentials found for it
     assert s.http.api_token is not None
-    assert s.http.api_token.get_secret_value() == "tok-from-creds"
+    assert s.http.api_token.get_secret_value() == "tok-from-creds-0123456789"
     assert s.accounts["default"].mode == "paper"
 
 
@@ -163,7 +163,7 @@ def test_secrets_never_in_repr_or_errors(tmp_path: Path) -> None:
         **BASE_ENV,
         "KRAKEN_API_KEY": "SUPERSECRETKEY",
         "KRAKEN_API_SECRET": "SUPERSECRETSEC",
-        "REBALANCERD_API_TOKEN": "SUPERSECRETTOK",
+        "REBALANCERD_API_TOKEN": "SUPERSECRETTOK-0123456789",
         "DATABASE_URL": "postgresql://u:PASSWORD@h/d",
     }
     s = load_settings(None, env)
@@ -195,6 +195,16 @@ def test_secrets_never_in_repr_or_errors(tmp_path: Path) -> None:
         ("", {"REBALANCERD_LISTEN": "8080"}, "http.listen: expected host:port"),
         ("", {"REBALANCERD_LISTEN": "127.0.0.1:99999"}, "http.listen"),
         ("", {"REBALANCERD_LISTEN": "0.0.0.0:8080"}, "without http.api_token"),
+        ('[http]\napi_token = ""\n', {}, "http.api_token: must be at least 16 characters"),
+        ("", {"REBALANCERD_API_TOKEN": "x" * 15}, "http.api_token: must be at least 16"),
+        ('[http]\napi_token = " padded-token-0123456789"\n', {}, "http.api_token: must not"),
+        ("[http]\nallowed_hosts = 3\n", {}, "http.allowed_hosts"),
+        ('[http]\nallowed_hosts = ["https://a.example"]\n', {}, "http.allowed_hosts"),
+        ('[http]\nallowed_hosts = ["a.example:8080"]\n', {}, "not a host name"),
+        ('[http]\nallowed_hosts = ["*"]\n', {}, "not a host name"),
+        ("", {"REBALANCERD_ALLOWED_HOSTS": "a.example,evil example"}, "http.allowed_hosts"),
+        ("[http]\nkeepalive_timeout = 0\n", {}, "http.keepalive_timeout"),
+        ("[http]\nread_timeout = -1\n", {}, "http.read_timeout"),
         ("", {"KRAKEN_API_URL": "ftp://x"}, "kraken.api_url: expected an http(s) URL"),
         ("[scheduler]\nmax_concurrency = 0\n", {}, "scheduler.max_concurrency"),
         ("[scheduler]\nbogus = 1\n", {}, "scheduler.bogus: Extra inputs are not permitted"),
@@ -233,6 +243,25 @@ def test_empty_secret_file_is_refused(tmp_path: Path) -> None:
         load_settings(path, BASE_ENV)
 
 
+def test_a_short_token_file_names_the_token(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("short\n")
+    path = write(tmp_path, f'[http]\napi_token_file = "{tmp_path / "token"}"\n')
+    with pytest.raises(ConfigError, match=r"http\.api_token: must be at least 16") as err:
+        load_settings(path, BASE_ENV)
+    assert "short" not in str(err.value).replace("16 characters", "")
+
+
+def test_allowed_hosts_from_file_or_environment(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, '[http]\nallowed_hosts = ["Rebalancer.Example.", "[FD00::5]", "10.0.0.2"]\n'
+    )
+    s = load_settings(path, BASE_ENV)
+    assert s.http.allowed_hosts == ("rebalancer.example", "fd00::5", "10.0.0.2")
+    env = {**BASE_ENV, "REBALANCERD_ALLOWED_HOSTS": " a.example, b.example ,"}
+    assert load_settings(path, env).http.allowed_hosts == ("a.example", "b.example")
+    assert load_settings(None, BASE_ENV).http.allowed_hosts == ()
+
+
 def test_token_allows_public_listen() -> None:
     s = load_settings(
         None, {**BASE_ENV, "REBALANCERD_LISTEN": "0.0.0.0:8080", "REBALANCERD_API_TOKEN": "t" * 32}
@@ -259,3 +288,4 @@ def test_example_config_loads() -> None:
     example = Path(__file__).parents[2] / "config.example.toml"
     s = load_settings(example, BASE_ENV)
     assert s.http.listen
+    assert s.http.allowed_hosts == () and s.http.keepalive_timeout == 30.0
