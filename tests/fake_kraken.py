@@ -65,6 +65,7 @@ class Recorded:
     status: int = 200
     answered: bool = True
     peer: str = ""  # the client's host:port: requests on one kept-alive connection share it
+    done_at: float | None = None  # time.monotonic() when the answer was ready (None: never)
 
 
 class FastTime:
@@ -283,6 +284,7 @@ class FakeKraken:
             record.errors.append(exc.code)
         if fault is not None and fault.after:
             return await self._fail(request, record, fault)
+        record.done_at = time.monotonic()
         return web.json_response(body)
 
     async def _fail(

@@ -6,7 +6,7 @@ import asyncio
 import gzip
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -45,9 +45,12 @@ class ScheduleCache:
     changes made elsewhere (runs, other daemons) show within the TTL.
     """
 
-    def __init__(self, store: Store, ttl: float = 1.0) -> None:
+    def __init__(
+        self, store: Store, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.store = store
         self.ttl = ttl
+        self.clock = clock  # tests step it instead of sleeping past the TTL
         self._body: bytes | None = None
         self._expires = 0.0
         self._generation = 0
@@ -64,7 +67,7 @@ class ScheduleCache:
 
     async def get(self) -> bytes:
         """The schedule list, from the cache while it is fresh."""
-        if self._body is not None and time.monotonic() < self._expires:
+        if self._body is not None and self.clock() < self._expires:
             return self._body
         if self._loading is None:
             self._loading = asyncio.create_task(self._load(), name="schedule-cache")
@@ -98,7 +101,7 @@ class ScheduleCache:
         rows = await self.store.schedule()
         body = dumps([_schedule_item(row) for row in rows])
         if generation == self._generation:  # else a write landed meanwhile: do not keep these
-            self._body, self._expires = body, time.monotonic() + self.ttl
+            self._body, self._expires = body, self.clock() + self.ttl
         return body
 
 

@@ -143,7 +143,10 @@ async def test_two_daemons_run_thirty_portfolios_exactly_once(
         return await store.pool.fetchval("SELECT count(*) FROM rebalance_history") >= 30
 
     await until(all_done, 60, "30 runs")
-    await asyncio.sleep(0.5)  # a duplicate would show up now
+    # Both daemons stopped (SIGTERM, exit 0): nothing can run any more, so a duplicate claimed
+    # late would be in the tables now.
+    assert await asyncio.to_thread(a.terminate) == 0
+    assert await asyncio.to_thread(b.terminate) == 0
     runs = await store.pool.fetch("SELECT portfolio_id, owner FROM rebalance_runs")
     assert sorted(r["portfolio_id"] for r in runs) == sorted(ids)
     assert len({r["owner"] for r in runs}) == 2  # both daemons took part

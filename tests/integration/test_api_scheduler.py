@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from rebalancerd.api.http import CACHE
 from rebalancerd.store.portfolios import PortfolioFields
 from rebalancerd.store.repository import Store
 from tests.api_support import Api, open_run, running_api
@@ -163,12 +164,18 @@ async def test_the_schedule_is_read_once_for_many_requests(api: Api) -> None:
 
 
 async def test_our_writes_show_at_once_and_others_within_a_second(api: Api) -> None:
+    cache = api.client.app[CACHE]
+    now = [1000.0]
+    cache.clock = lambda: now[0]  # stepped by hand: no sleeping past the TTL
     await api.call("GET", STATUS)  # warm the cache
     created = await api.create()
     _, body = await api.call("GET", STATUS)
     assert [s["id"] for s in body["schedule"]] == [created["id"]]
     other = await api.store.create_portfolio(_fields(account="sandbox", enabled=True))
-    await asyncio.sleep(1.05)
+    now[0] += 0.99  # within the TTL: a write elsewhere is not seen yet
+    _, body = await api.call("GET", STATUS)
+    assert other.id not in [s["id"] for s in body["schedule"]]
+    now[0] += 0.02  # past it: seen
     _, body = await api.call("GET", STATUS)
     assert other.id in [s["id"] for s in body["schedule"]]
 
