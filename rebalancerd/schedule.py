@@ -42,6 +42,8 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, croniter
 
+from rebalancerd.backoff import doubling
+
 Kind = Literal["hourly", "daily", "weekly", "monthly", "cron"]
 
 _FIXED: Final[dict[str, timedelta]] = {
@@ -137,14 +139,10 @@ def backoff(
     """Delay after `failures` consecutive failed runs: base, 2*base, 4*base, ... up to cap."""
     if failures < 0:
         raise ValueError(f"failures must be >= 0, got {failures}")
-    if base <= timedelta(0) or cap < base:
-        raise ValueError(f"backoff needs 0 < base <= cap, got base={base}, cap={cap}")
     if failures == 0:
+        doubling(0, base, cap)  # still refuses a bad base or cap
         return timedelta(0)
-    # Past log2(cap/base) doublings the cap wins anyway; bounding the exponent keeps
-    # base * 2**n from overflowing timedelta after thousands of failures.
-    doublings = min(failures - 1, (cap // base).bit_length())
-    return min(cap, base * (1 << doublings))
+    return doubling(failures - 1, base, cap)
 
 
 def retry_after_failure(

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from rebalancerd.backoff import doubling
 from rebalancerd.exchange.kraken.errors import KrakenFailure, Outcome, outcome_of_failure, to_error
 from rebalancerd.exchange.kraken.ratelimit import Sleep
 from rebalancerd.exchange.protocol import RetryableError
@@ -26,8 +27,8 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number `attempt + 1`."""
-        backoff = min(self.cap, self.base * 2**attempt) * random.uniform(0.5, 1.0)
-        return float(max(backoff, retry_after or 0.0))
+        wait = doubling(attempt, self.base, self.cap) * random.uniform(0.5, 1.0)
+        return float(max(wait, retry_after or 0.0))
 
 
 @dataclass(frozen=True)
