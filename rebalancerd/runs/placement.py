@@ -1,5 +1,5 @@
-"""Placing one side's orders: commit every intent, send each once, confirm the fills together,
-store what the exchange says."""
+"""Placing a run's orders: commit a side's intents, send each once; then confirm every fill of
+the run together (one QueryOrders) and store what the exchange says."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from decimal import Decimal
 
 from rebalancerd.backoff import doubling
 from rebalancerd.decimals import plain
@@ -34,46 +33,75 @@ FINAL = ("filled", "canceled", "rejected", "not_placed")  # intent states that c
 
 
 @dataclass(frozen=True)
-class SideResult:
-    """What placing one side's orders came to."""
+class Sent:
+    """One side's orders as their AddOrder replies left them: not confirmed, not stored yet."""
+
+    intents: tuple[OrderIntent, ...]
+    held: tuple[str, ...]  # why orders were held back
+
+    @property
+    def ambiguous(self) -> bool:
+        """An order's outcome is unknown: trading on would rest on guessed balances."""
+        return any(i.status == "unknown" for i in self.intents)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What a run's orders came to once confirmed and stored."""
 
     orders: tuple[OrderJson, ...]
     errors: tuple[str, ...]
-    ambiguous: bool  # an order's outcome is unknown: trading on would rest on guessed balances
-    proceeds: Decimal  # EUR the side's sells brought in, net of fees
 
 
 class OrderPlacement:
-    """Places a run's orders one side at a time; `stopping` holds back what is not sent yet."""
+    """Places a run's orders; `stopping` holds back what is not sent yet."""
 
     def __init__(self, store: Store, metrics: Metrics, *, fill_timeout: float = 30.0) -> None:
         self.store = store
         self.metrics = metrics
         self.fill_timeout = fill_timeout
 
-    async def place(
+    async def send(
         self,
         run: Run,
         exchange: Exchange,
         orders: Sequence[PlannedOrder],
         first_seq: int,
         stopping: asyncio.Event,
-    ) -> SideResult:
-        """Place one side's orders and confirm their fills together."""
-        intents = await self._commit_intents(run, orders, first_seq)
+        *,
+        after: Sent | None = None,
+    ) -> Sent:
+        """Commit one side's intents, then send its orders one after another.
+
+        `after`: the side sent before, whose replies are stored with this side's intents.
+        """
+        saving = after.intents if after else ()
+        intents = await self._commit_intents(run, orders, first_seq, saving)
         sent, held = await self._send_all(run.portfolio_id, exchange, intents, stopping)
-        done, unconfirmed = await self._confirm(exchange, sent)
-        await self.store.save_intents(done)
-        self._count(run.portfolio_id, done)
-        return SideResult(
+        return Sent(tuple(sent), tuple(held))
+
+    async def settle(self, pid: str, exchange: Exchange, sides: Sequence[Sent]) -> Settled:
+        """Confirm the fills of every side in one look-up, store them, say what they came to."""
+        done, unconfirmed = await self._confirm(exchange, [i for s in sides for i in s.intents])
+        await self.save(done)
+        self._count(pid, done)
+        held = [reason for s in sides for reason in s.held]
+        return Settled(
             orders=tuple(intent_json(i) for i in done),
             errors=(*held, *([unconfirmed] if unconfirmed else []), *_order_errors(done)),
-            ambiguous=unconfirmed is not None or any(i.status == "unknown" for i in sent),
-            proceeds=sum((i.cost - i.fee for i in done if i.side == "sell"), Decimal(0)),
         )
 
+    async def save(self, intents: Sequence[OrderIntent]) -> None:
+        """Store what became of the orders (as far as is known)."""
+        if intents:
+            await self.store.save_intents(intents)
+
     async def _commit_intents(
-        self, run: Run, orders: Sequence[PlannedOrder], first_seq: int
+        self,
+        run: Run,
+        orders: Sequence[PlannedOrder],
+        first_seq: int,
+        saving: Sequence[OrderIntent] = (),
     ) -> list[OrderIntent]:
         """Commit every intent of the side before any of its orders leaves.
 
@@ -84,7 +112,10 @@ class OrderPlacement:
             (seq, str(uuid.uuid4()), o.symbol, o.pair, o.side, o.volume, o.price)
             for seq, o in enumerate(orders, start=first_seq)
         ]
-        return await self.store.insert_intents(run.id, rows) if rows else []
+        if rows:
+            return await self.store.insert_intents(run.id, rows, saving=saving)
+        await self.save(saving)
+        return []
 
     async def _send_all(
         self, pid: str, exchange: Exchange, intents: list[OrderIntent], stopping: asyncio.Event

@@ -1,9 +1,10 @@
 """One portfolio's run: plan it against the account's market, then sell, then buy with what the
-sells brought (placing the orders is runs/placement.py)."""
+sells bring, then confirm every fill at once (placing the orders is runs/placement.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,18 +12,26 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypedDict
 
-from rebalancerd.exchange.protocol import Exchange, ExchangeError, FatalError, PairRules, Quote
+from rebalancerd.exchange.protocol import (
+    Balances,
+    Exchange,
+    ExchangeError,
+    FatalError,
+    PairRules,
+    Quote,
+)
 from rebalancerd.metrics import Metrics
 from rebalancerd.planning import plan as planner
 from rebalancerd.runs.outcome import RunOutcome, planned_json
-from rebalancerd.runs.placement import OrderPlacement
+from rebalancerd.runs.placement import OrderPlacement, Sent
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import Portfolio, Run
 
 log = logging.getLogger(__name__)
 CASH = "EUR"
-# Buys are budgeted to this share of the cash: a market order fills at the ask or worse, and
-# Kraken rounds cost and fee up to the pair's cost decimals; spending to the last cent fails.
+# Buys are budgeted to this share of the cash: a market order fills at the ask or worse, a sell
+# whose fill is not known yet is counted at its planned bid (it may fill lower), and Kraken
+# rounds cost and fee up to the pair's cost decimals; spending to the last cent fails.
 BUY_BUDGET = Decimal("0.997")
 
 
@@ -104,16 +113,21 @@ class Executor:
         """Read the account's markets, balances and fee, and plan the portfolio against them."""
         weights = portfolio.weights()
         bases = sorted(s for s in weights if s != CASH)
-        pairs = await exchange.pair_rules(bases, CASH)
-        missing = [b for b in bases if b not in pairs]
-        if missing:
-            return RunPlan(error=f"no {CASH} market for {', '.join(missing)}")
-        pair_keys = [pairs[b].pair for b in bases]
-        balances, tickers, fee_rate = await asyncio.gather(
-            exchange.balances(),
-            exchange.tickers(pair_keys),
-            exchange.fee_rate(pair_keys[0]) if pair_keys else _zero(),
-        )
+        # Balances need no pair data: their round trip overlaps the metadata's when it is fetched.
+        reading = asyncio.create_task(exchange.balances())
+        try:
+            pairs = await exchange.pair_rules(bases, CASH)
+            missing = [b for b in bases if b not in pairs]
+            if missing:
+                return RunPlan(error=f"no {CASH} market for {', '.join(missing)}")
+            pair_keys = [pairs[b].pair for b in bases]
+            balances, tickers, fee_rate = await asyncio.gather(
+                reading,
+                exchange.tickers(pair_keys),
+                exchange.fee_rate(pair_keys[0]) if pair_keys else _zero(),
+            )
+        finally:
+            await _settled(reading)
         quotes = {b: tickers[pairs[b].pair] for b in bases if pairs[b].pair in tickers}
         rules = _rules(portfolio, weights)
         plan = planner.plan(balances, quotes, pairs, fee_rate, rules, self.clock(), cash=CASH)
@@ -138,15 +152,35 @@ class Executor:
             _log_plan(portfolio.id, plan)
             if run.dry_run:
                 return outcome.with_orders(planned_json(o) for o in plan.orders)
-            sold = await self.placement.place(run, exchange, plan.sells, 0, stopping)
-            outcome = outcome.with_orders(sold.orders, sold.errors)
-            if stopping.is_set() or sold.ambiguous:
-                return outcome.failed(_not_buying(stopping))
-            buys = _sized_buys(portfolio.id, planned, plan, sold.proceeds)
-            bought = await self.placement.place(run, exchange, buys, len(plan.sells), stopping)
-            return outcome.with_orders(bought.orders, bought.errors)
+            return await self._trade(run, exchange, planned, plan, outcome, stopping)
         except ExchangeError as exc:
             return outcome.failed(self._exchange_failure(exc))
+
+    async def _trade(
+        self,
+        run: Run,
+        exchange: Exchange,
+        planned: RunPlan,
+        plan: planner.Plan,
+        outcome: RunOutcome,
+        stopping: asyncio.Event,
+    ) -> RunOutcome:
+        """Sell, buy with what the sells bring (bounded, not confirmed), confirm all at once."""
+        pid = run.portfolio_id
+        sold = await self.placement.send(run, exchange, plan.sells, 0, stopping)
+        if stopping.is_set() or sold.ambiguous:
+            settled = await self.placement.settle(pid, exchange, [sold])
+            return outcome.with_orders(settled.orders, settled.errors).failed(_not_buying(stopping))
+        buys = _sized_buys(pid, planned, plan, proceeds_bound(sold, planned.fee_rate))
+        try:
+            bought = await self.placement.send(
+                run, exchange, buys, len(plan.sells), stopping, after=sold
+            )
+        except ExchangeError:
+            await self.placement.save(sold.intents)  # what the sells' replies said is kept
+            raise
+        settled = await self.placement.settle(pid, exchange, [sold, bought])
+        return outcome.with_orders(settled.orders, settled.errors)
 
     def _exchange_failure(self, exc: ExchangeError) -> str:
         if isinstance(exc, FatalError):
@@ -156,10 +190,26 @@ class Executor:
         return f"exchange error: {exc}"
 
 
+def proceeds_bound(sold: Sent, fee_rate: Decimal) -> Decimal:
+    """EUR the sells bring at most as far as is known before any status call.
+
+    A reply that carries its fill (a paper account's) counts what it says; a sell placed but
+    not confirmed counts its planned volume at the planned bid less the fee (a fill below the
+    bid is what BUY_BUDGET's margin absorbs); a rejected or held-back sell counts nothing.
+    """
+    total = Decimal(0)
+    for intent in sold.intents:
+        if intent.status in ("filled", "canceled"):
+            total += intent.cost - intent.fee
+        elif intent.status == "placed":
+            total += intent.volume * intent.expected_price * (1 - fee_rate)
+    return total
+
+
 def _sized_buys(
     pid: str, planned: RunPlan, plan: planner.Plan, proceeds: Decimal
 ) -> tuple[planner.PlannedOrder, ...]:
-    """The plan's buys, re-sized to the cash there is now that the sells have filled."""
+    """The plan's buys, re-sized to the cash there is with what the sells bring."""
     available = max((planned.cash + proceeds - plan.cash_reserve) * BUY_BUDGET, Decimal(0))
     sized, skipped = planner.size_buys(
         plan.buys, available, planned.quotes, planned.pairs, planned.fee_rate
@@ -196,3 +246,11 @@ def _dry(run: Run) -> str:
 
 async def _zero() -> Decimal:
     return Decimal(0)
+
+
+async def _settled(task: asyncio.Task[Balances]) -> None:
+    """Let a read that is no longer needed end quietly (it is cancelled if still running)."""
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, ExchangeError):
+        await task

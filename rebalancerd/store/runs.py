@@ -86,10 +86,20 @@ class RunQueries(Database):
         return from_record(OrderIntent, row)
 
     async def insert_intents(
-        self, run_id: int, rows: Sequence[tuple[int, str, str, str, str, Decimal, Decimal]]
+        self,
+        run_id: int,
+        rows: Sequence[tuple[int, str, str, str, str, Decimal, Decimal]],
+        *,
+        saving: Sequence[OrderIntent] = (),
     ) -> list[OrderIntent]:
-        """Commit many intents at once: (seq, client id, symbol, pair, side, volume, price)."""
+        """Commit many intents at once: (seq, client id, symbol, pair, side, volume, price).
+
+        `saving`: earlier intents whose state is stored in the same commit (a run's sells, as
+        their replies left them, with its buys' intents: one commit, not two).
+        """
         async with self.transaction() as conn:
+            if saving:
+                await conn.executemany(QUERIES["update_intent"], _update_args(saving))
             return [
                 from_record(OrderIntent, await conn.fetchrow(QUERIES["insert_intent"], run_id, *r))
                 for r in rows
@@ -97,21 +107,8 @@ class RunQueries(Database):
 
     async def save_intents(self, intents: Sequence[OrderIntent]) -> None:
         """Store what became of many orders in one transaction."""
-        args = [
-            (
-                i.client_order_id,
-                i.status,
-                i.txid,
-                i.volume_executed,
-                i.cost,
-                i.fee,
-                i.avg_price,
-                i.error,
-            )
-            for i in intents
-        ]
         async with self.transaction() as conn:
-            await conn.executemany(QUERIES["update_intent"], args)
+            await conn.executemany(QUERIES["update_intent"], _update_args(intents))
 
     async def run_intents(self, run_id: int) -> list[OrderIntent]:
         rows = await self.pool.fetch(QUERIES["run_intents"], run_id)
@@ -120,3 +117,20 @@ class RunQueries(Database):
     async def unresolved_intents(self, portfolio_id: str) -> list[OrderIntent]:
         rows = await self.pool.fetch(QUERIES["unresolved_intents"], portfolio_id)
         return [from_record(OrderIntent, r) for r in rows]
+
+
+def _update_args(intents: Sequence[OrderIntent]) -> list[tuple[object, ...]]:
+    """update_intent's arguments for each intent."""
+    return [
+        (
+            i.client_order_id,
+            i.status,
+            i.txid,
+            i.volume_executed,
+            i.cost,
+            i.fee,
+            i.avg_price,
+            i.error,
+        )
+        for i in intents
+    ]
