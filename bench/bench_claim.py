@@ -19,7 +19,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -30,6 +30,7 @@ from bench.support import Database, header, median, percentile, scratch_database
 from rebalancerd.store.database import QUERIES
 
 OPEN_RUNS = 8
+ONE_DAY = timedelta(days=1)
 LOAD_PORTFOLIOS = """
 INSERT INTO portfolios (name, account, target_weights, rebalance_enabled, rebalance_interval,
                         schedule_anchor, next_rebalance_at)
@@ -135,6 +136,36 @@ async def timed_claims(
     return whole, query
 
 
+async def timed_loop_claims(conn: asyncpg.Connection, limit: int, iterations: int) -> list[float]:
+    """ms per claim as the loop makes it (runs/loop.py claim_due): BEGIN, lock_due, then per row
+    insert_run and set_next_rebalance; ROLLBACK here instead of COMMIT (a commit's flush is
+    the disk's, ~2 ms on this machine, and would consume the due rows)."""
+    samples: list[float] = []
+    for i in range(iterations + 5):
+        now = datetime.now(UTC)
+        started = time.perf_counter()
+        tr = conn.transaction()
+        await tr.start()
+        try:
+            for p in await conn.fetch(QUERIES["lock_due"], now, limit, []):
+                slot = p["next_rebalance_at"]
+                await conn.fetchrow(
+                    QUERIES["insert_run"], p["id"], p["account"], slot, "scheduler", False,
+                    "bench", 30.0,
+                )  # fmt: skip
+                await conn.execute(QUERIES["set_next_rebalance"], p["id"], slot + ONE_DAY)
+        finally:
+            await tr.rollback()
+        if i >= 5:
+            samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+async def round_trips(conn: asyncpg.Connection, iterations: int) -> list[float]:
+    """ms of one `SELECT 1` (a prepared statement): the floor of any statement."""
+    return await timed(lambda: conn.fetchval("SELECT 1"), iterations)
+
+
 def predecessor(conn: asyncpg.Connection, due: int) -> Callable[[], Awaitable[int]]:
     async def once() -> int:
         rows = await conn.fetch(PREDECESSOR_QUERY)
@@ -186,6 +217,8 @@ async def bench(count: int, iterations: int) -> None:
         print("   " + await db.pool.fetchval("SELECT version()"))
         async with db.pool.acquire() as conn:
             ours = {limit: await timed_claims(conn, limit, iterations) for limit in (1, 8, 64)}
+            loop_claim = await timed_loop_claims(conn, 8, iterations)
+            select1 = await round_trips(conn, iterations)
             theirs = await timed(predecessor(conn, due), max(20, iterations // 10))
             custom = await explain(conn, QUERIES["lock_due"], datetime.now(UTC), 8, [])
             plans = {
@@ -195,6 +228,8 @@ async def bench(count: int, iterations: int) -> None:
                 ),
                 "predecessor, EXPLAIN (ANALYZE, BUFFERS)": await explain(conn, PREDECESSOR_QUERY),
             }
+    print(row("claim of 8 as the loop makes it (2 + 2 x 8 statements)", loop_claim))
+    print(row("one round trip (SELECT 1)", select1))
     report(ours, theirs, plans, due)
 
 

@@ -8,9 +8,10 @@ same path as Scheduler.trigger from the loop); the fake Kraken runs in this proc
 CPU is not on the daemon's event loop. Wall time is the trigger request's.
 
 Bound = 1 round trip (balances || ticker, concurrently) + 1 per order (AddOrder) + 1 (one
-order-status look-up) = 6 round trips for 4 orders. Target: wall <= 1.3x the bound.
-"cold" is an account's first run in the daemon (metadata and fee caches empty, as on every
-run of an hourly or slower schedule: the caches live 300 s and 3600 s); "warm" its second.
+order-status look-up) = 6 round trips for 4 orders. Targets (issue 14): wall <= 1.10x the
+bound warm, <= 1.15x cold. "cold" is an account's first run in the daemon (its fee not known
+yet; the daemon-wide metadata was fetched by the 0 ms phase before it, as by any earlier run of
+any account; past its TTL it is served while it refreshes in the background); "warm" its second.
 Runs of one account are 22 s apart so Kraken's rate counter (starter: -0.33/s) is empty, as
 before a scheduled run. The fixed cost (CPU, database commits) is measured the same way at
 0 ms latency. The predecessor's pattern, from the same latency: 4 Ticker + 2 Balance +
@@ -46,6 +47,7 @@ BALANCES = {"ZEUR": "10000", "XXBT": "0.05", "XETH": "1.25", "SOL": "10", "ADA":
 BOUND_ROUND_TRIPS = 1 + ORDERS + 1
 PREDECESSOR_CALLS = 4 + 2 + ORDERS  # Ticker x4, Balance x2, AddOrder x4, all sequential
 PREDECESSOR_SLEEPS = ORDERS - 1  # 1 s between orders
+TARGETS = {"warm": 1.10, "cold": 1.15}  # issue 14 (was 1.3x for both)
 COUNTER_EMPTY = 22.0  # seconds for a run's ~7 units to decay from the starter REST counter
 
 
@@ -169,7 +171,9 @@ def summarise(
         f"{predecessor / median(s.wall for s in warm):.1f}x warm"
     )
     for label, ratio in ratios.items():
-        print(f"target <= 1.3x, {label}: {'met' if ratio <= 1.3 else 'MISSED'} ({ratio:.2f}x)")
+        target = TARGETS[label]
+        verdict = "met" if ratio <= target else "MISSED"
+        print(f"target <= {target}x (issue 14), {label}: {verdict} ({ratio:.2f}x)")
 
 
 def main() -> None:
