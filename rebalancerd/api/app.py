@@ -12,14 +12,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from rebalancerd.api import portfolios
-from rebalancerd.api.bodies import HistoryFilter, HistoryQuery, SchedulerControl, TriggerRequest
+from rebalancerd.api import control, history, portfolios
 from rebalancerd.api.guard import RateLimitedLog, guards, held_back, server_logger, where
 from rebalancerd.api.http import (
     CACHE,
@@ -30,28 +28,24 @@ from rebalancerd.api.http import (
     ApiError,
     ClientGone,
     ScheduleCache,
-    accepts_gzip,
     describe,
     dumps,
     fail,
-    json_body,
-    query,
     raw_reply,
     reply,
     validation_status,
 )
+from rebalancerd.api.markets import MARKETS, MarketCheck
 from rebalancerd.api.openapi import openapi_document
+from rebalancerd.api.replies import Health
 from rebalancerd.config import Settings
 from rebalancerd.metrics import CONTENT_TYPE_LATEST, Metrics
-from rebalancerd.runs.control import AccountTaken, PortfolioBusy, PortfolioNotFound
 from rebalancerd.runs.loop import Scheduler
 from rebalancerd.store.database import DB_ERRORS as DB_DOWN
 from rebalancerd.store.repository import Store
-from rebalancerd.store.rows import to_number
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-CENT = Decimal("0.01")
 
 
 def make_app(
@@ -67,23 +61,25 @@ def make_app(
     app[METRICS] = metrics
     app[SETTINGS] = settings
     app[CACHE] = ScheduleCache(store)
+    app[MARKETS] = MarketCheck(scheduler.exchange)
     # Any change the scheduler hears of (other daemons' writes, finished runs) refreshes it.
     scheduler.wake_hooks.append(app[CACHE].invalidate)
     openapi = dumps(openapi_document())
+    app.on_cleanup.append(lambda app: app[MARKETS].close())
     add = app.router.add_route
     add("GET", "/healthz", _health(store))
     add("GET", "/metrics", metrics_route)
     add("GET", "/api/openapi.json", _fixed(openapi))
-    add("GET", "/api/scheduler", scheduler_status)
-    add("POST", "/api/scheduler", scheduler_control)
-    add("POST", "/api/scheduler/trigger", scheduler_trigger)
+    add("GET", "/api/scheduler", control.scheduler_status)
+    add("POST", "/api/scheduler", control.scheduler_control)
+    add("POST", "/api/scheduler/trigger", control.scheduler_trigger)
     add("GET", "/api/portfolios/manage", portfolios.list_portfolios)
     add("POST", "/api/portfolios/manage", portfolios.create_portfolio)
     add("PUT", "/api/portfolios/manage", portfolios.update_portfolio)
     add("DELETE", "/api/portfolios/manage", portfolios.delete_portfolio)
     add("GET", "/api/portfolios/plan", portfolios.plan_preview)
-    add("GET", "/api/history", history_list)
-    add("GET", "/api/history/stats", history_stats)
+    add("GET", "/api/history", history.history_list)
+    add("GET", "/api/history/stats", history.history_stats)
     return app
 
 
@@ -161,7 +157,7 @@ def _health(store: Store, ttl: float = 1.0) -> Handler:
             last["ok"] = await store.ping()
             last["at"] = time.monotonic()
         ok = bool(last["ok"])
-        return reply({"status": "ok" if ok else "degraded", "database": ok}, 200 if ok else 503)
+        return reply(Health(status="ok" if ok else "degraded", database=ok), 200 if ok else 503)
 
     return healthz
 
@@ -169,95 +165,3 @@ def _health(store: Store, ttl: float = 1.0) -> Handler:
 async def metrics_route(request: web.Request) -> web.Response:
     body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-async def scheduler_status(request: web.Request) -> web.Response:
-    status = dumps(request.app[SCHEDULER].status())
-    gzipped = accepts_gzip(request)
-    response = raw_reply(await request.app[CACHE].status_reply(status, gzipped))
-    response.headers["Vary"] = "Accept-Encoding"
-    if gzipped:
-        response.headers["Content-Encoding"] = "gzip"
-    return response
-
-
-async def scheduler_control(request: web.Request) -> web.Response:
-    body = SchedulerControl.model_validate(await json_body(request))
-    patch = body.config.model_dump(by_alias=True, exclude_unset=True) if body.config else None
-    scheduler = request.app[SCHEDULER]
-    config = await scheduler.control(body.action, patch)
-    message = {
-        "start": "Scheduler started",
-        "stop": "Scheduler stopped",
-        "restart": "Scheduler restarted",
-        "update-config": "Configuration updated",
-    }[body.action]
-    return reply(
-        {
-            "success": True,
-            "message": message,
-            "config": config.to_api(),
-            "status": scheduler.status(),
-        }
-    )
-
-
-async def scheduler_trigger(request: web.Request) -> web.Response:
-    body = TriggerRequest.model_validate(await json_body(request))
-    pid = body.portfolio_id
-    try:
-        record = await request.app[SCHEDULER].trigger(pid, body.dry_run, "api")
-    except PortfolioNotFound:
-        raise ApiError(404, f"portfolio {pid} not found") from None
-    except PortfolioBusy:
-        raise ApiError(409, f"portfolio {pid} is being rebalanced right now") from None
-    except AccountTaken as exc:
-        raise ApiError(
-            409,
-            f"account: {exc.account!r} is used by enabled portfolio {exc.holder_id} "
-            f"({exc.holder_name!r}); a real run of {pid} would trade its balance "
-            "(a dry run is allowed)",
-        ) from None
-    finally:
-        request.app[CACHE].invalidate()  # lastRebalancedAt moved
-    if record is None:
-        raise ApiError(409, f"the run of portfolio {pid} was taken over by another daemon")
-    message = "Rebalance completed" if record.success else "Rebalance failed"
-    if record.success and record.dry_run:
-        message = "Dry run completed: orders planned, none placed"
-    return reply({"success": record.success, "message": message, "history": record.to_api()})
-
-
-async def history_list(request: web.Request) -> web.Response:
-    q = query(request, HistoryQuery)
-    records = await request.app[STORE].list_history(
-        q.portfolio_id, q.success, q.from_, q.to, q.limit, q.offset
-    )
-    return reply(
-        {
-            "success": True,
-            "history": [r.to_api() for r in records],
-            "count": len(records),
-            "limit": q.limit,
-            "offset": q.offset,
-        }
-    )
-
-
-async def history_stats(request: web.Request) -> web.Response:
-    q = query(request, HistoryFilter)
-    store = request.app[STORE]
-    row = await store.history_stats(q.portfolio_id, q.success, q.from_, q.to)
-    last = await store.last_successes()
-    if q.portfolio_id is not None:
-        last = {k: v for k, v in last.items() if k == q.portfolio_id}
-    average = row["average_portfolio_value"]
-    stats = {
-        "count": row["count"],
-        "totalValueTraded": to_number(row["total_value_traded"]),
-        "averagePortfolioValue": None if average is None else to_number(average.quantize(CENT)),
-        "successful": row["successful"],
-        "failed": row["failed"],
-        "lastSuccessByPortfolio": last,
-    }
-    return reply({"success": True, "stats": stats})

@@ -16,6 +16,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
 from rebalancerd.api.fields import CONTROL_CHARACTERS
+from rebalancerd.api.replies import Error, Reply, schedule_item
 from rebalancerd.config import Settings
 from rebalancerd.metrics import Metrics
 from rebalancerd.runs.loop import Scheduler
@@ -99,20 +100,10 @@ class ScheduleCache:
     async def _load(self) -> bytes:
         generation = self._generation
         rows = await self.store.schedule()
-        body = dumps([_schedule_item(row) for row in rows])
+        body = dumps([schedule_item(row).body() for row in rows])
         if generation == self._generation:  # else a write landed meanwhile: do not keep these
             self._body, self._expires = body, self.clock() + self.ttl
         return body
-
-
-def _schedule_item(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "rebalanceInterval": row["rebalance_interval"],
-        "lastRebalancedAt": row["last_rebalanced_at"],
-        "nextRebalanceAt": row["next_rebalance_at"],
-    }
 
 
 STORE = web.AppKey("store", Store)
@@ -133,9 +124,9 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value, default=_default, option=orjson.OPT_UTC_Z)
 
 
-def reply(body: Any, status: int = 200) -> web.Response:
-    """A JSON response."""
-    return raw_reply(dumps(body), status)
+def reply(body: Reply, status: int = 200) -> web.Response:
+    """A JSON response from its model."""
+    return raw_reply(dumps(body.body()), status)
 
 
 def raw_reply(body: bytes, status: int = 200) -> web.Response:
@@ -154,7 +145,7 @@ def accepts_gzip(request: web.Request) -> bool:
 
 def fail(status: int, error: str, headers: Mapping[str, str] | None = None) -> web.Response:
     """The error shape of every route: {"success": false, "error": "..."}."""
-    response = reply({"success": False, "error": error}, status)
+    response = reply(Error(error=error), status)
     response.headers.update(headers or {})
     return response
 

@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document of the HTTP API: request schemas come from the pydantic models."""
+"""The OpenAPI 3.1 document of the HTTP API: every schema comes from the pydantic models of the
+requests (api/bodies.py) and responses (api/replies.py) the routes use."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from rebalancerd.api.bodies import (
     HistoryFilter,
@@ -17,6 +18,19 @@ from rebalancerd.api.bodies import (
     PortfolioUpdate,
     SchedulerControl,
     TriggerRequest,
+)
+from rebalancerd.api.replies import (
+    REPLIES,
+    ControlReply,
+    Health,
+    HistoryList,
+    Message,
+    PlanPreview,
+    PortfolioList,
+    PortfolioReply,
+    StatsReply,
+    StatusReply,
+    TriggerReply,
 )
 
 REF = "#/components/schemas/{model}"
@@ -32,83 +46,15 @@ ERRORS = {
     415: "The request body was not sent as Content-Type: application/json",
     421: "Host name not served here: not loopback and not in http.allowed_hosts",
     422: "Text with control characters, or input the daemon cannot act on "
-    "(e.g. an unconfigured account)",
+    "(e.g. an unconfigured account, or a symbol its account has no EUR market for)",
     502: "The exchange failed (plan preview only)",
     503: "Database unavailable",
-}
-_TYPES: dict[str, dict[str, Any]] = {
-    "time": {"type": "string", "format": "date-time"},
-    "strings": {"type": "array", "items": {"type": "string"}},
-    "objects": {"type": "array", "items": {"type": "object"}},
 }
 
 
 def ref(name: str) -> dict[str, str]:
     """A reference to a schema under components."""
     return {"$ref": REF.format(model=name)}
-
-
-def _type(spec: str | dict[str, Any]) -> dict[str, Any]:
-    """'string', 'time?' (nullable), or a schema as it is."""
-    if isinstance(spec, dict):
-        return spec
-    name, nullable = spec.rstrip("?"), spec.endswith("?")
-    schema: dict[str, Any] = dict(_TYPES.get(name, {"type": name}))
-    if nullable:
-        schema["type"] = [schema["type"], "null"]
-    return schema
-
-
-def shape(required: str, **props: str | dict[str, Any]) -> dict[str, Any]:
-    """An object schema: `required` names its required properties, space-separated."""
-    names = required.split() if required != "*" else list(props)
-    return {
-        "type": "object",
-        "required": names,
-        "properties": {k: _type(v) for k, v in props.items()},
-    }
-
-
-def ok(**props: str | dict[str, Any]) -> dict[str, Any]:
-    """A success reply: {"success": true, ...props}, all required."""
-    return shape("*", success={"const": True}, **props)
-
-
-def array(item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": item}
-
-
-SCHEMAS: dict[str, dict[str, Any]] = {
-    "Error": shape("*", success={"const": False}, error="string"),
-    "Portfolio": shape(
-        "id name account targetWeights rebalanceEnabled rebalanceInterval",
-        id="string", name="string", userId="string?", account="string",
-        targetWeights={"type": "object", "additionalProperties": {"type": "number"}},
-        rebalanceEnabled="boolean", rebalanceInterval="string", rebalanceThreshold="number",
-        maxOrdersPerRebalance="integer?", lastRebalancedAt="time?", nextRebalanceAt="time?",
-        createdAt="time", updatedAt="time", scheduleTimezone="string?",
-        driftBandAbs="number?", driftBandRel="number?", failureCount="integer",
-    ),
-    "HistoryRecord": shape(
-        "id portfolioId executedAt success dryRun",
-        id="string", portfolioId="string", executedAt="time", success="boolean",
-        dryRun="boolean", portfolioValue="number", ordersPlanned="integer",
-        ordersExecuted="integer", ordersFailed="integer", totalValueTraded="number",
-        orders="objects", errors="strings?", triggeredBy="string", duration="integer?",
-    ),
-    "SchedulerConfigState": shape(
-        "*", enabled="boolean", checkInterval="string", dryRunMode="boolean"
-    ),
-    "SchedulerState": shape(
-        "isRunning config activeTasks",
-        isRunning="boolean", config=ref("SchedulerConfigState"), activeTasks="integer",
-        nextWakeAt="time?", instance="string",
-    ),
-    "ScheduleItem": shape(
-        "*", id="string", name="string", rebalanceInterval="string",
-        lastRebalancedAt="time?", nextRebalanceAt="time?",
-    ),
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -118,7 +64,7 @@ class Route:
     method: str
     path: str
     summary: str
-    reply: dict[str, Any]
+    reply: type[BaseModel] | dict[str, Any]  # a model's schema goes under components
     errors: tuple[int, ...] = (400,)
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
@@ -127,45 +73,35 @@ class Route:
     media: str = "application/json"
 
 
-STATS = shape(
-    "*", count="integer", totalValueTraded="number", averagePortfolioValue="number?",
-    successful="integer", failed="integer",
-    lastSuccessByPortfolio={"type": "object", "additionalProperties": _type("time")},
-)  # fmt: skip
-PORTFOLIO_REPLY = ok(portfolio=ref("Portfolio"), message="string")
 ROUTES = (
     Route("get", "/healthz", "Liveness and database reachability (open without a token)",
-          shape("*", status="string", database="boolean"), (503,), open=True),
+          Health, (503,), open=True),
     Route("get", "/metrics", "Prometheus metrics (open without a token: no balances or secrets)",
           {"type": "string"}, (), open=True, media="text/plain"),
     Route("get", "/api/openapi.json", "This document", {"type": "object"}, ()),
     Route("get", "/api/scheduler", "Scheduler status and the schedule of enabled portfolios",
-          ok(status=ref("SchedulerState"), schedule=array(ref("ScheduleItem"))), (503,)),
+          StatusReply, (503,)),
     Route("post", "/api/scheduler", "start | stop | restart | update-config (every daemon obeys)",
-          ok(message="string", config=ref("SchedulerConfigState"), status=ref("SchedulerState")),
-          body=SchedulerControl),
+          ControlReply, body=SchedulerControl),
     Route("post", "/api/scheduler/trigger",
           "Rebalance one portfolio now; `success` says whether the run succeeded",
-          shape("*", success="boolean", message="string", history=ref("HistoryRecord")),
-          (400, 404, 409), body=TriggerRequest),
-    Route("get", "/api/portfolios/manage", "List portfolios",
-          ok(portfolios=array(ref("Portfolio")), count="integer"), ()),
-    Route("post", "/api/portfolios/manage", "Create a portfolio", PORTFOLIO_REPLY,
+          TriggerReply, (400, 404, 409), body=TriggerRequest),
+    Route("get", "/api/portfolios/manage", "List portfolios", PortfolioList, ()),
+    Route("post", "/api/portfolios/manage",
+          "Create a portfolio; `warnings` names what could not be checked", PortfolioReply,
           (400, 409, 422), body=PortfolioCreate, status=201),
     Route("put", "/api/portfolios/manage", "Update some fields of a portfolio (`id` required)",
-          PORTFOLIO_REPLY, (400, 404, 409, 422), body=PortfolioUpdate),
+          PortfolioReply, (400, 404, 409, 422), body=PortfolioUpdate),
     Route("delete", "/api/portfolios/manage", "Delete a portfolio (its history stays)",
-          ok(message="string"), (404, 409), query=IdQuery),
+          Message, (404, 409), query=IdQuery),
     Route("get", "/api/portfolios/plan",
           "What a run would trade now and why each skip (asks the exchange, places nothing)",
-          ok(portfolioId="string", portfolioValue="number", plan="object?", errors="strings"),
-          (404, 422, 502), query=IdQuery),
-    Route("get", "/api/history", "Rebalance history, newest first",
-          ok(history=array(ref("HistoryRecord")), count="integer", limit="integer",
-             offset="integer"), query=HistoryQuery),
+          PlanPreview, (404, 422, 502), query=IdQuery),
+    Route("get", "/api/history", "Rebalance history, newest first", HistoryList,
+          query=HistoryQuery),
     Route("get", "/api/history/stats",
           "Count, value traded, average portfolio value, last success per portfolio",
-          ok(stats=STATS), query=HistoryFilter),
+          StatsReply, query=HistoryFilter),
 )  # fmt: skip
 
 
@@ -190,7 +126,8 @@ def _responses(route: Route) -> dict[str, Any]:
     codes |= {422} if route.body or route.query else set()  # text with control characters
     codes |= set() if route.open else {401, 421}
     codes |= set() if route.method == "get" else {403}
-    content = {route.media: {"schema": route.reply}}
+    schema = route.reply if isinstance(route.reply, dict) else ref(route.reply.__name__)
+    content = {route.media: {"schema": schema}}
     responses: dict[str, Any] = {str(route.status): {"description": "OK", "content": content}}
     for code in sorted(codes):
         responses[str(code)] = {"$ref": f"#/components/responses/E{code}"}
@@ -229,7 +166,9 @@ def _paths(routes: Iterable[Route]) -> dict[str, Any]:
 
 def openapi_document() -> dict[str, Any]:
     """The whole document (the app builds it once at start)."""
-    _, generated = models_json_schema([(m, "validation") for m in BODIES], ref_template=REF)
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "validation") for m in BODIES]
+    models += [(m, "serialization") for m in REPLIES]
+    _, generated = models_json_schema(models, by_alias=True, ref_template=REF)
     error = {"application/json": {"schema": ref("Error")}}
     errors = {f"E{c}": {"description": text, "content": error} for c, text in ERRORS.items()}
     return {
@@ -244,7 +183,7 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"bearerAuth": []}, {}],  # {}: no token configured, no header needed
         "paths": _paths(ROUTES),
         "components": {
-            "schemas": {**_strip_titles(generated.get("$defs", {})), **SCHEMAS},
+            "schemas": _strip_titles(generated["$defs"]),
             "responses": errors,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
         },

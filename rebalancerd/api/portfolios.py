@@ -20,11 +20,15 @@ from rebalancerd.api.http import (
     query,
     reply,
 )
+from rebalancerd.api.markets import MARKETS
+from rebalancerd.api.plans import PlanJson
+from rebalancerd.api.replies import Message, PlanPreview, PortfolioList, PortfolioReply
+from rebalancerd.api.replies import Portfolio as PortfolioJson
 from rebalancerd.exchange.protocol import ExchangeError
 from rebalancerd.runs.control import PortfolioNotFound
 from rebalancerd.runs.slots import first_slot
 from rebalancerd.store.portfolios import AccountInUseError, PortfolioFields
-from rebalancerd.store.rows import Portfolio, to_number
+from rebalancerd.store.rows import Portfolio
 
 TIMING = frozenset({"rebalance_interval", "schedule_timezone", "next_rebalance_at"})
 
@@ -92,19 +96,20 @@ def require_account(configured: Collection[str], account: str) -> None:
 
 
 async def list_portfolios(request: web.Request) -> web.Response:
-    portfolios = await request.app[STORE].list_portfolios()
-    return reply(
-        {"success": True, "portfolios": [p.to_api() for p in portfolios], "count": len(portfolios)}
-    )
+    portfolios = [_json(p) for p in await request.app[STORE].list_portfolios()]
+    return reply(PortfolioList(portfolios=portfolios, count=len(portfolios)))
 
 
 async def create_portfolio(request: web.Request) -> web.Response:
     body = PortfolioCreate.model_validate(await json_body(request))
     require_account(request.app[SETTINGS].accounts, body.account)
+    warnings = await request.app[MARKETS].warnings(body.account, body.target_weights)
     fields = fields_for_create(body, request.app[SCHEDULER].clock())
     portfolio = await _save(request, fields, None)
     message = f"Portfolio {portfolio.name!r} created"
-    return reply({"success": True, "portfolio": portfolio.to_api(), "message": message}, 201)
+    return reply(
+        PortfolioReply(portfolio=_json(portfolio), message=message, warnings=warnings), 201
+    )
 
 
 async def update_portfolio(request: web.Request) -> web.Response:
@@ -115,9 +120,16 @@ async def update_portfolio(request: web.Request) -> web.Response:
     fields = fields_for_update(old, patch, request.app[SCHEDULER].clock())
     if patch.account is not None or (fields.rebalance_enabled and not old.rebalance_enabled):
         require_account(request.app[SETTINGS].accounts, fields.account)
+    warnings: list[str] = []
+    if patch.account is not None or patch.target_weights is not None:  # a new symbol or market
+        warnings = await request.app[MARKETS].warnings(fields.account, fields.target_weights)
     portfolio = await _save(request, fields, old.id)
     message = f"Portfolio {portfolio.name!r} updated"
-    return reply({"success": True, "portfolio": portfolio.to_api(), "message": message})
+    return reply(PortfolioReply(portfolio=_json(portfolio), message=message, warnings=warnings))
+
+
+def _json(portfolio: Portfolio) -> PortfolioJson:
+    return PortfolioJson.model_validate(portfolio, from_attributes=True)
 
 
 async def _save(request: web.Request, fields: PortfolioFields, pid: str | None) -> Portfolio:
@@ -157,7 +169,7 @@ async def delete_portfolio(request: web.Request) -> web.Response:
         raise ApiError(409, f"portfolio {pid} is being rebalanced right now; try again later")
     request.app[CACHE].invalidate()
     request.app[SCHEDULER].wake()
-    return reply({"success": True, "message": f"Portfolio {pid} deleted"})
+    return reply(Message(message=f"Portfolio {pid} deleted"))
 
 
 async def plan_preview(request: web.Request) -> web.Response:
@@ -170,13 +182,12 @@ async def plan_preview(request: web.Request) -> web.Response:
         raise ApiError(502, f"exchange error: {exc}") from None
     except ValueError as exc:  # the planner refuses rules stored before validation was strict
         raise ApiError(422, f"portfolio {pid} cannot be planned: {exc}") from None
-    value = Decimal(preview.get("portfolioValue") or 0)
+    plan = preview.get("plan")
     return reply(
-        {
-            "success": True,
-            "portfolioId": pid,
-            "portfolioValue": to_number(value),
-            "plan": preview.get("plan"),
-            "errors": preview.get("errors") or [],
-        }
+        PlanPreview(
+            portfolio_id=pid,
+            portfolio_value=Decimal(preview.get("portfolioValue") or 0),
+            plan=None if plan is None else PlanJson.model_validate(plan),
+            errors=preview.get("errors") or [],
+        )
     )

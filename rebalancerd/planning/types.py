@@ -8,6 +8,8 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from pydantic.alias_generators import to_camel
+
 from rebalancerd.decimals import exact
 from rebalancerd.exchange.protocol import Side
 
@@ -97,15 +99,9 @@ def _jsonable(item: Any) -> Any:
     if isinstance(item, Decimal):
         return exact(item)
     if is_dataclass(item) and not isinstance(item, type):
-        return {_camel(f.name): _jsonable(getattr(item, f.name)) for f in fields(item)}
+        return {to_camel(f.name): _jsonable(getattr(item, f.name)) for f in fields(item)}
     if isinstance(item, Mapping):
         return {str(k): _jsonable(v) for k, v in item.items()}
     if isinstance(item, tuple):
         return [_jsonable(v) for v in item]
     return item
-
-
-def _camel(name: str) -> str:
-    """snake_case to camelCase, as the HTTP API spells fields."""
-    head, *rest = name.split("_")
-    return "".join([head, *(part.title() for part in rest)])

@@ -45,13 +45,6 @@ class Effective:
     check_interval: str
     dry_run: bool
 
-    def to_api(self) -> dict[str, Any]:
-        return {
-            "enabled": self.enabled,
-            "checkInterval": self.check_interval,
-            "dryRunMode": self.dry_run,
-        }
-
 
 def effective(settings: SchedulerSettings, state: SchedulerState) -> Effective:
     """Merge the shared overrides over the configured defaults."""

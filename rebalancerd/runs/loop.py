@@ -284,14 +284,9 @@ class Scheduler:
         self.wake()
         return await self.refresh()
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "isRunning": self.config.running,
-            "config": self.config.to_api(),
-            "activeTasks": self.runs.active_count,
-            "nextWakeAt": self.next_wake,
-            "instance": self.owner,
-        }
+    def exchange(self, account: str) -> Exchange | None:
+        """The account's exchange (the API checks symbols against its markets); None if unknown."""
+        return self.runs.exchanges.get(account)
 
     # -- tasks and notifications
 

@@ -1,4 +1,4 @@
-"""Typed rows the store returns, and their camelCase JSON shapes for the API."""
+"""Typed rows the store returns (the API's JSON shapes of them are api/replies.py)."""
 
 from __future__ import annotations
 
@@ -13,21 +13,10 @@ if TYPE_CHECKING:
 T = TypeVar("T", bound="DataclassInstance")
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 def from_record(cls: type[T], record: Any) -> T:
     """Build a dataclass from an asyncpg record, taking only the fields it declares."""
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in dict(record).items() if k in names})
-
-
-def to_number(value: Decimal) -> int | float:
-    """JSON number for the API's EUR figures (the original sent numbers, not strings)."""
-    integral = value == value.to_integral_value()
-    return int(value) if integral else float(value)
 
 
 @dataclass(frozen=True)
@@ -54,27 +43,6 @@ class Portfolio:
     def weights(self) -> dict[str, Decimal]:
         """Target weights as Decimals (JSON numbers arrive as int or float)."""
         return {k: Decimal(str(v)) for k, v in self.target_weights.items()}
-
-    def to_api(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "userId": self.user_id,
-            "account": self.account,
-            "targetWeights": self.target_weights,
-            "rebalanceEnabled": self.rebalance_enabled,
-            "rebalanceInterval": self.rebalance_interval,
-            "rebalanceThreshold": to_number(self.rebalance_threshold),
-            "maxOrdersPerRebalance": self.max_orders_per_rebalance,
-            "lastRebalancedAt": self.last_rebalanced_at,
-            "nextRebalanceAt": self.next_rebalance_at,
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-            "scheduleTimezone": self.schedule_tz,
-            "driftBandAbs": None if self.drift_band_abs is None else to_number(self.drift_band_abs),
-            "driftBandRel": None if self.drift_band_rel is None else to_number(self.drift_band_rel),
-            "failureCount": self.failure_count,
-        }
 
 
 @dataclass(frozen=True)
@@ -130,12 +98,6 @@ class HistoryRecord:
     errors: list[str] | None
     triggered_by: str
     duration: int | None
-
-    def to_api(self) -> dict[str, Any]:
-        out = {_camel(f.name): getattr(self, f.name) for f in fields(self)}
-        out["portfolioValue"] = to_number(self.portfolio_value)
-        out["totalValueTraded"] = to_number(self.total_value_traded)
-        return out
 
 
 @dataclass(frozen=True)
