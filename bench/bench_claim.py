@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.support import Database, header, median, percentile, scratch_database
 from rebalancerd.store.database import QUERIES
+from rebalancerd.store.portfolios import lock_due_sql
 
 OPEN_RUNS = 8
 ONE_DAY = timedelta(days=1)
@@ -125,7 +126,7 @@ async def timed_claims(
         await tr.start()
         try:
             sent = time.perf_counter()
-            rows = await conn.fetch(QUERIES["lock_due"], datetime.now(UTC), limit, [])
+            rows = await conn.fetch(lock_due_sql(limit), datetime.now(UTC), [])
             answered = time.perf_counter()
         finally:
             await tr.rollback()
@@ -147,7 +148,7 @@ async def timed_loop_claims(conn: asyncpg.Connection, limit: int, iterations: in
         tr = conn.transaction()
         await tr.start()
         try:
-            for p in await conn.fetch(QUERIES["lock_due"], now, limit, []):
+            for p in await conn.fetch(lock_due_sql(limit), now, []):
                 slot = p["next_rebalance_at"]
                 await conn.fetchrow(
                     QUERIES["insert_run"], p["id"], p["account"], slot, "scheduler", False,
@@ -192,8 +193,8 @@ async def generic_plan(conn: asyncpg.Connection) -> list[str]:
     await tr.start()
     try:
         await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        await conn.execute(f"PREPARE claim (timestamptz, int, text[]) AS {QUERIES['lock_due']}")
-        rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) EXECUTE claim (now(), 8, '{}')")
+        await conn.execute(f"PREPARE claim (timestamptz, text[]) AS {lock_due_sql(8)}")
+        rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) EXECUTE claim (now(), '{}')")
         await conn.execute("DEALLOCATE claim")
     finally:
         await tr.rollback()
@@ -219,8 +220,19 @@ async def bench(count: int, iterations: int) -> None:
             ours = {limit: await timed_claims(conn, limit, iterations) for limit in (1, 8, 64)}
             loop_claim = await timed_loop_claims(conn, 8, iterations)
             select1 = await round_trips(conn, iterations)
+            cached = await conn.fetch(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE '%FOR UPDATE OF p SKIP LOCKED%'"
+            )
+        async with db.pool.acquire() as conn:
+            await conn.execute("SET plan_cache_mode = force_generic_plan")
+            try:
+                generic8 = await timed_claims(conn, 8, iterations)
+            finally:
+                await conn.execute("RESET plan_cache_mode")
+        async with db.pool.acquire() as conn:
             theirs = await timed(predecessor(conn, due), max(20, iterations // 10))
-            custom = await explain(conn, QUERIES["lock_due"], datetime.now(UTC), 8, [])
+            custom = await explain(conn, lock_due_sql(8), datetime.now(UTC), [])
             plans = {
                 "lock_due (LIMIT 8), EXPLAIN (ANALYZE, BUFFERS)": custom,
                 "the same, generic plan (a prepared statement's after 5 runs)": await generic_plan(
@@ -229,6 +241,11 @@ async def bench(count: int, iterations: int) -> None:
                 "predecessor, EXPLAIN (ANALYZE, BUFFERS)": await explain(conn, PREDECESSOR_QUERY),
             }
     print(row("claim of 8 as the loop makes it (2 + 2 x 8 statements)", loop_claim))
+    print(row("claim, LIMIT 8, generic plan forced: BEGIN; lock_due; ROLLBACK", generic8[0]))
+    print(row("claim, LIMIT 8, generic plan forced: lock_due alone", generic8[1]))
+    print("   lock_due's prepared statement(s): " + "; ".join(
+        f"generic plans {c['generic_plans']}, custom plans {c['custom_plans']}" for c in cached
+    ))  # fmt: skip
     print(row("one round trip (SELECT 1)", select1))
     report(ours, theirs, plans, due)
 

@@ -107,7 +107,7 @@ class PortfolioQueries(Database):
     async def lock_due(
         self, conn: asyncpg.Connection, now: datetime, limit: int, busy_accounts: Sequence[str]
     ) -> list[Portfolio]:
-        rows = await conn.fetch(QUERIES["lock_due"], now, limit, list(busy_accounts))
+        rows = await conn.fetch(lock_due_sql(limit), now, list(busy_accounts))
         return [from_record(Portfolio, r) for r in rows]
 
     async def lock_portfolio(self, conn: asyncpg.Connection, portfolio_id: str) -> Portfolio | None:
@@ -132,3 +132,8 @@ class PortfolioQueries(Database):
         self, conn: asyncpg.Connection | None, portfolio_id: str, at: datetime | None
     ) -> None:
         await (conn or self.pool).execute(QUERIES["set_next_rebalance"], portfolio_id, at)
+
+
+def lock_due_sql(limit: int) -> str:
+    """The due claim with its LIMIT written in as a literal (queries.sql says why)."""
+    return QUERIES["lock_due"].replace("{limit}", str(max(int(limit), 0)))
