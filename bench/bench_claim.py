@@ -137,6 +137,24 @@ async def timed_claims(
     return whole, query
 
 
+async def timed_param_limit(conn: asyncpg.Connection, iterations: int) -> list[float]:
+    """ms per BEGIN; lock_due; ROLLBACK with LIMIT as a parameter (the query before 2cdcd42):
+    PostgreSQL plans that prepared statement afresh at every execution."""
+    sql = lock_due_sql(0).replace("LIMIT 0", "LIMIT $3")
+    samples: list[float] = []
+    for i in range(iterations + 5):
+        started = time.perf_counter()
+        tr = conn.transaction()
+        await tr.start()
+        try:
+            assert len(await conn.fetch(sql, datetime.now(UTC), [], 8)) == 8
+        finally:
+            await tr.rollback()
+        if i >= 5:
+            samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
 async def timed_loop_claims(conn: asyncpg.Connection, limit: int, iterations: int) -> list[float]:
     """ms per claim as the loop makes it (runs/loop.py claim_due): BEGIN, lock_due, then per row
     insert_run and set_next_rebalance; ROLLBACK here instead of COMMIT (a commit's flush is
@@ -219,6 +237,7 @@ async def bench(count: int, iterations: int) -> None:
         async with db.pool.acquire() as conn:
             ours = {limit: await timed_claims(conn, limit, iterations) for limit in (1, 8, 64)}
             loop_claim = await timed_loop_claims(conn, 8, iterations)
+            param_limit = await timed_param_limit(conn, iterations)
             select1 = await round_trips(conn, iterations)
             cached = await conn.fetch(
                 "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
@@ -241,6 +260,7 @@ async def bench(count: int, iterations: int) -> None:
                 "predecessor, EXPLAIN (ANALYZE, BUFFERS)": await explain(conn, PREDECESSOR_QUERY),
             }
     print(row("claim of 8 as the loop makes it (2 + 2 x 8 statements)", loop_claim))
+    print(row("claim, LIMIT $3 (before 2cdcd42): BEGIN; lock_due; ROLLBACK", param_limit))
     print(row("claim, LIMIT 8, generic plan forced: BEGIN; lock_due; ROLLBACK", generic8[0]))
     print(row("claim, LIMIT 8, generic plan forced: lock_due alone", generic8[1]))
     print("   lock_due's prepared statement(s): " + "; ".join(
