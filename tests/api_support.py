@@ -95,11 +95,15 @@ class Api:
 
 @asynccontextmanager
 async def running_api(
-    store: Store, tmp_path: Path, token: str | None = None, max_body: int = 65536
+    store: Store,
+    tmp_path: Path,
+    token: str | None = None,
+    max_body: int = 65536,
+    settings: Settings | None = None,
 ) -> AsyncIterator[Api]:
     """The app served by aiohttp's TestServer on a loopback port."""
     async with (
-        serving(store, tmp_path, token, max_body) as (app, scheduler, metrics),
+        serving(store, tmp_path, token, max_body, settings) as (app, scheduler, metrics),
         TestClient(TestServer(app)) as client,
     ):
         yield Api(client, scheduler, store, metrics, token)
@@ -107,10 +111,15 @@ async def running_api(
 
 @asynccontextmanager
 async def serving(
-    store: Store, tmp_path: Path, token: str | None = None, max_body: int = 65536
+    store: Store,
+    tmp_path: Path,
+    token: str | None = None,
+    max_body: int = 65536,
+    settings: Settings | None = None,
 ) -> AsyncIterator[tuple[web.Application, Scheduler, Metrics]]:
-    """The app, its scheduler (loop not started: triggers run inline) and metrics."""
-    settings = api_settings(tmp_path, token, max_body)
+    """The app, its scheduler (loop not started: triggers run inline) and metrics; `settings`
+    replaces api_settings' two paper accounts."""
+    settings = settings or api_settings(tmp_path, token, max_body)
     exchanges = await build_exchanges(settings, PgPaperLedger(store))
     metrics = Metrics()
     scheduler = Scheduler(settings.scheduler, store, exchanges, metrics, owner=new_owner_id())

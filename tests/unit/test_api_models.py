@@ -12,8 +12,14 @@ from pydantic import ValidationError
 
 from rebalancerd.api.bodies import HistoryQuery, PortfolioCreate, PortfolioUpdate
 from rebalancerd.api.fields import KRAKEN_NAMES, check_weights
-from rebalancerd.api.http import describe
+from rebalancerd.api.http import describe, dumps
+from rebalancerd.api.openapi import openapi_document
+from rebalancerd.api.plans import PlanJson
 from rebalancerd.api.portfolios import fields_for_create, fields_for_update
+from rebalancerd.api.replies import REPLIES, HistoryRecord, PortfolioReply
+from rebalancerd.api.replies import Portfolio as PortfolioJson
+from rebalancerd.planning.types import Plan, PlannedOrder, Skip
+from rebalancerd.store import rows
 from rebalancerd.store.rows import Portfolio
 
 NOW = datetime(2025, 10, 20, 10, 0, tzinfo=UTC)
@@ -167,3 +173,51 @@ def test_errors_name_every_bad_field_in_one_line() -> None:
     text = describe(caught.value)
     assert "\n" not in text
     assert text.startswith("name: ") and "targetWeights: " in text and "x: unknown field" in text
+
+
+def test_a_portfolio_reads_as_the_original_json() -> None:
+    stored = _stored(
+        rebalance_threshold=Decimal("10.50"), drift_band_abs=Decimal("2.0"), schedule_tz="UTC"
+    )
+    assert dumps(PortfolioJson.model_validate(stored, from_attributes=True).body()) == (
+        b'{"id":"p1","name":"p","userId":null,"account":"default","targetWeights":{"BTC":100},'
+        b'"rebalanceEnabled":true,"rebalanceInterval":"daily","rebalanceThreshold":10.5,'
+        b'"maxOrdersPerRebalance":null,"lastRebalancedAt":null,'
+        b'"nextRebalanceAt":"2025-11-01T00:00:00Z","createdAt":"2025-10-01T09:00:00Z",'
+        b'"updatedAt":"2025-10-01T09:00:00Z","scheduleTimezone":"UTC","driftBandAbs":2,'
+        b'"driftBandRel":null,"failureCount":0}'
+    )
+
+
+def test_history_figures_are_json_numbers_and_times_end_in_z() -> None:
+    record = rows.HistoryRecord(
+        "h1", "p1", NOW, True, False, Decimal("1234.5600"), 1, 1, 0, Decimal("100"),
+        [{"symbol": "BTC"}], None, "api", 12,
+    )  # fmt: skip
+    body = HistoryRecord.model_validate(record, from_attributes=True).body()
+    assert (body["portfolioValue"], body["totalValueTraded"]) == (1234.56, 100)
+    assert type(body["totalValueTraded"]) is int
+    assert b'"executedAt":"2025-10-20T10:00:00Z"' in dumps(body)
+
+
+def test_the_plan_model_reads_back_exactly_what_plan_as_dict_writes() -> None:
+    order = PlannedOrder(
+        "BTC", "XXBTZEUR", "buy", Decimal("0.001"), Decimal("60000.0"), Decimal("60"),
+        Decimal("0.156"), Decimal("61.2"),
+    )  # fmt: skip
+    plan = Plan(
+        Decimal("1000"), {"BTC": Decimal(0)}, {"BTC": Decimal(100)}, {"BTC": Decimal(6)},
+        orders=(order,), skipped=(Skip("ETH", "sell", Decimal("1E-7"), "below ordermin"),),
+    )  # fmt: skip
+    written = plan.as_dict()
+    assert PlanJson.model_validate(written).model_dump(by_alias=True) == written
+
+
+def test_every_reply_field_is_documented_and_required() -> None:
+    schemas = openapi_document()["components"]["schemas"]
+    for model in REPLIES:
+        names = {f.alias or name for name, f in model.model_fields.items()}
+        schema = schemas[model.__name__]
+        assert set(schema["properties"]) == names, model.__name__
+        assert set(schema["required"]) == names, model.__name__
+    assert "warnings" in schemas[PortfolioReply.__name__]["required"]
