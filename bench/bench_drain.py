@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import sys
 import tempfile
 import time
@@ -49,6 +50,7 @@ WEIGHTS = {"BTC": 50, "ETH": 50}
 LIVE_BALANCES = {"ZEUR": "0", "XXBT": "0.02"}  # about EUR 1 800, all in BTC: sell, then buy
 PAPER_BALANCES = {"BTC": "0.02"}
 ORDERS = 2
+CORES = os.cpu_count() or 1
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Drain:
     daemon_cpu: float  # CPU seconds of the daemon during the drain
     db_cpu: float  # CPU seconds of the embedded PostgreSQL during the drain
     first_start: float  # seconds from due to the first run's start
+    fake_cpu: float = 0.0  # CPU seconds of this process (the fake Kraken) during the drain
 
 
 def config_sections(
@@ -115,6 +118,7 @@ async def _measure(db: Database, daemon: DaemonProcess, count: int, concurrency:
     assert daemon.proc is not None
     pid = daemon.proc.pid
     cpu0, db0 = cpu_seconds(pid), cpu_snapshot(postgres_pids(db.server_dir))
+    own0 = time.process_time()
     due = await db.pool.fetchval(
         "UPDATE portfolios SET next_rebalance_at = now(), schedule_anchor = now() RETURNING now()"
     )
@@ -125,6 +129,7 @@ async def _measure(db: Database, daemon: DaemonProcess, count: int, concurrency:
             raise AssertionError(f"only {await _finished(db)} of {count} runs finished in time")
         await asyncio.sleep(0.2)
     cpu1, db1 = cpu_seconds(pid), cpu_snapshot(postgres_pids(db.server_dir))
+    own = time.process_time() - own0
     row = await db.pool.fetchrow(
         """SELECT extract(epoch FROM max(r.finished_at) - $1) AS wall,
                   extract(epoch FROM min(r.started_at) - $1) AS first_start,
@@ -134,7 +139,7 @@ async def _measure(db: Database, daemon: DaemonProcess, count: int, concurrency:
     )
     return Drain(
         concurrency, float(row["wall"]), 0.0, row["succeeded"], 0, cpu1 - cpu0, cpu_used(db0, db1),
-        float(row["first_start"]),
+        float(row["first_start"]), own,
     )  # fmt: skip
 
 
@@ -152,7 +157,9 @@ def report(drains: list[Drain], count: int) -> None:
             f"  concurrency {d.concurrency}: wall {d.wall:7.2f} s, bound {d.bound:6.2f} s "
             f"-> {d.wall / d.bound:.2f}x; {count / d.wall:6.1f} runs/s; {d.succeeded}/{count} "
             f"succeeded; rate-limit errors {d.rate_limited}; daemon CPU {d.daemon_cpu:.1f} s "
-            f"({1000 * d.daemon_cpu / count:.1f} ms/run), PostgreSQL CPU {d.db_cpu:.1f} s; "
+            f"({1000 * d.daemon_cpu / count:.1f} ms/run), PostgreSQL CPU {d.db_cpu:.1f} s, "
+            f"fake Kraken (this process) CPU {d.fake_cpu:.1f} s, of {CORES * d.wall:.1f} CPU-s "
+            f"the {CORES} cores had; "
             f"first run started {1000 * d.first_start:.0f} ms after due"
         )
     by_c: dict[int, list[Drain]] = {}
