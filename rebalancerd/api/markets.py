@@ -30,7 +30,7 @@ class MarketCheck:
         """What could not be checked; ApiError(422) naming every symbol without a market."""
         bases = sorted(s for s in symbols if s != CASH)
         exchange = self.exchange_of(account)
-        if not bases or exchange is None:  # an unconfigured account is refused elsewhere
+        if not bases or exchange is None:  # no exchange here: require_account says so
             return []
         try:
             pairs = await self._read(exchange, bases)
