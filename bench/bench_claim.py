@@ -155,6 +155,43 @@ async def timed_param_limit(conn: asyncpg.Connection, iterations: int) -> list[f
     return samples
 
 
+def one_statement_claim(limit: int) -> str:
+    """A prototype (not in the daemon): lock_due and the runs' inserts in one statement."""
+    due = lock_due_sql(limit).rstrip().rstrip(";")
+    return f"""
+WITH due AS ({due}),
+     run AS (INSERT INTO rebalance_runs (portfolio_id, account, slot, triggered_by, dry_run,
+                                         owner, lease_expires_at)
+             SELECT id, account, coalesce(next_rebalance_at, $1), 'scheduler', false, 'bench',
+                    now() + interval '30 seconds' FROM due
+             ON CONFLICT DO NOTHING
+             RETURNING id AS run_id, portfolio_id)
+SELECT due.*, run.run_id FROM due LEFT JOIN run ON run.portfolio_id = due.id"""
+
+
+async def timed_one_statement_claims(
+    conn: asyncpg.Connection, limit: int, iterations: int
+) -> list[float]:
+    """ms per claim with the prototype: BEGIN; lock and insert runs in one statement; every
+    set_next_rebalance in one executemany; ROLLBACK (a COMMIT here)."""
+    sql = one_statement_claim(limit)
+    samples: list[float] = []
+    for i in range(iterations + 5):
+        started = time.perf_counter()
+        tr = conn.transaction()
+        await tr.start()
+        try:
+            rows = await conn.fetch(sql, datetime.now(UTC), [])
+            nexts = [(r["id"], r["next_rebalance_at"] + ONE_DAY) for r in rows]
+            await conn.executemany(QUERIES["set_next_rebalance"], nexts)
+        finally:
+            await tr.rollback()
+        assert len(rows) == limit and all(r["run_id"] for r in rows)
+        if i >= 5:
+            samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
 async def timed_loop_claims(conn: asyncpg.Connection, limit: int, iterations: int) -> list[float]:
     """ms per claim as the loop makes it (runs/loop.py claim_due): BEGIN, lock_due, then per row
     insert_run and set_next_rebalance; ROLLBACK here instead of COMMIT (a commit's flush is
@@ -238,6 +275,7 @@ async def bench(count: int, iterations: int) -> None:
             ours = {limit: await timed_claims(conn, limit, iterations) for limit in (1, 8, 64)}
             loop_claim = await timed_loop_claims(conn, 8, iterations)
             param_limit = await timed_param_limit(conn, iterations)
+            one_statement = await timed_one_statement_claims(conn, 8, iterations)
             select1 = await round_trips(conn, iterations)
             cached = await conn.fetch(
                 "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
@@ -261,6 +299,7 @@ async def bench(count: int, iterations: int) -> None:
             }
     print(row("claim of 8 as the loop makes it (2 + 2 x 8 statements)", loop_claim))
     print(row("claim, LIMIT $3 (before 2cdcd42): BEGIN; lock_due; ROLLBACK", param_limit))
+    print(row("claim of 8, prototype: lock + insert runs in 1, set_next 1", one_statement))
     print(row("claim, LIMIT 8, generic plan forced: BEGIN; lock_due; ROLLBACK", generic8[0]))
     print(row("claim, LIMIT 8, generic plan forced: lock_due alone", generic8[1]))
     print("   lock_due's prepared statement(s): " + "; ".join(
