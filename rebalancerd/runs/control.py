@@ -3,12 +3,13 @@ the configuration in force, and the errors a manual trigger answers with."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from rebalancerd.config import SchedulerSettings
-from rebalancerd.store.rows import Portfolio, SchedulerState
+from rebalancerd.store.repository import Store
+from rebalancerd.store.rows import Portfolio, Run, SchedulerState
 
 ACTIONS = {
     "start": "Scheduler started successfully",
@@ -34,6 +35,48 @@ class AccountTaken(Exception):
         self.account = account
         self.holder_id = holder.id
         self.holder_name = holder.name
+
+
+class AccountUnavailable(Exception):
+    """The portfolio's account is not configured (a reload removed it, or it never was)."""
+
+    def __init__(self, account: str) -> None:
+        super().__init__(account)
+        self.account = account
+
+
+@dataclass(frozen=True)
+class ManualRun:
+    """How a manual trigger's run is opened."""
+
+    dry_run: bool
+    triggered_by: str
+    owner: str
+    lease_seconds: float
+
+
+async def claim_manual(
+    store: Store, portfolio_id: str, how: ManualRun, accounts: Collection[str]
+) -> tuple[Run, Portfolio]:
+    """Open a run of one portfolio now, under the same lock and slot key as the scheduler's."""
+    async with store.transaction() as conn:
+        portfolio = await store.try_lock_portfolio(conn, portfolio_id)
+        if portfolio is None:
+            if await store.get_portfolio(portfolio_id, conn) is None:
+                raise PortfolioNotFound(portfolio_id)
+            raise PortfolioBusy(portfolio_id)  # being claimed, triggered or finished
+        if not how.dry_run:  # one account's balance is one pool, as creation enforces
+            holder = await store.account_holder(conn, portfolio.account, portfolio.id)
+            if holder is not None:
+                raise AccountTaken(portfolio.account, holder)
+        run = await store.insert_run(
+            conn, portfolio, None, how.triggered_by, how.dry_run, how.owner, how.lease_seconds
+        )
+        if run is None:
+            raise PortfolioBusy(portfolio_id)
+        if portfolio.account not in accounts:  # rolls the run back
+            raise AccountUnavailable(portfolio.account)
+    return run, portfolio
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -72,6 +72,8 @@ class RunManager:
         self._executor = Executor(store, metrics, clock=clock)
         self._stopping = asyncio.Event()  # set on shutdown: finish the current step, then end
         self._active: dict[int, Run] = {}
+        self._using: dict[int, Exchange] = {}  # run id -> the exchange it started with
+        self._ended = asyncio.Event()  # set whenever a run ends (retire() waits on it)
         self.heartbeat = time.monotonic()  # the last sign of life of a run (lease kept)
 
     @property
@@ -87,26 +89,38 @@ class RunManager:
         """Shutdown: bring the current order step to a safe point; start no new run."""
         self._stopping.set()
 
+    async def retire(self, old: Collection[Exchange]) -> None:
+        """Return once no run of this daemon uses any of `old` (a reload replaced them).
+
+        A run keeps the exchange it started with to its end, so a removed or changed account's
+        client is closed only after that.
+        """
+        while any(exchange in old for exchange in self._using.values()):
+            self._ended.clear()
+            await self._ended.wait()
+
     @property
     def stopping(self) -> bool:
         """True once stop() was called."""
         return self._stopping.is_set()
 
     async def current_plan(self, portfolio: Portfolio) -> planner.Plan | None:
-        """The plan a run would make now; None without an account or a plan to trade."""
+        """The plan a run would make now; None without an account, usable row or plan to trade."""
         exchange = self.exchanges.get(portfolio.account)
-        return None if exchange is None else await self._executor.current_plan(portfolio, exchange)
+        if exchange is None or slots.problem(portfolio) is not None:
+            return None
+        return await self._executor.current_plan(portfolio, exchange)
 
     async def preview(self, portfolio: Portfolio) -> Preview:
         """What a run would trade now (calls the exchange, places nothing)."""
         exchange = self.exchanges.get(portfolio.account)
         if exchange is None:
-            return {
-                "portfolioValue": Decimal(0),
-                "plan": None,
-                "errors": [_unconfigured(portfolio)],
-            }
-        return await self._executor.preview(portfolio, exchange)
+            problem = _unconfigured(portfolio)
+        else:
+            problem = slots.problem(portfolio) or ""
+            if not problem:
+                return await self._executor.preview(portfolio, exchange)
+        return {"portfolioValue": Decimal(0), "plan": None, "errors": [problem]}
 
     async def execute(self, run: Run, portfolio: Portfolio) -> HistoryRecord | None:
         """Run a claimed portfolio to completion and record it; None if the lease was lost."""
@@ -128,15 +142,21 @@ class RunManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
             del self._active[run.id]
+            self._using.pop(run.id, None)
+            self._ended.set()
         self._report(run, portfolio, record, time.monotonic() - started)
         if record is not None and not record.success and run.slot is not None:
             await self._back_off(portfolio, run)
         return record
 
     async def _outcome(self, run: Run, portfolio: Portfolio, lost: asyncio.Event) -> RunOutcome:
+        problem = slots.problem(portfolio)
+        if problem is not None:  # a row written by hand or by an older version
+            return RunOutcome(errors=(problem,))
         exchange = self.exchanges.get(portfolio.account)
         if exchange is None:
             return RunOutcome(errors=(_unconfigured(portfolio),))
+        self._using[run.id] = exchange
         pending = await self._resolve_earlier(portfolio, exchange)
         if pending:
             return RunOutcome(errors=(f"earlier order {pending} is still unresolved; not trading",))

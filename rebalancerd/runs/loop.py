@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,21 +14,21 @@ from rebalancerd import schedule
 from rebalancerd.aio import wait_first
 from rebalancerd.backoff import doubling
 from rebalancerd.config import SchedulerSettings
-from rebalancerd.exchange.protocol import Exchange, ExchangeError
+from rebalancerd.exchange.protocol import Exchange
 from rebalancerd.metrics import Metrics
-from rebalancerd.planning import plan as planner
-from rebalancerd.runs import slots
+from rebalancerd.runs import bands, slots
 from rebalancerd.runs.control import (
     ACTIONS,
-    AccountTaken,
     Effective,
-    PortfolioBusy,
+    ManualRun,
     PortfolioNotFound,
+    claim_manual,
     effective,
     requested_state,
 )
 from rebalancerd.runs.lifecycle import RunManager, owner_is_dead
 from rebalancerd.runs.trade import Preview
+from rebalancerd.runs.waking import STEP_CHECK, WARM_AHEAD, Warmup, sleep_until
 from rebalancerd.store.database import DB_ERRORS
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import HistoryRecord, Portfolio, Run
@@ -49,9 +49,12 @@ class Scheduler:
         *,
         owner: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        warm_ahead: float = WARM_AHEAD,
+        step_check: float = STEP_CHECK,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.exchanges = exchanges  # updated in place by a reload: every reader sees the change
         self.metrics = metrics
         self.owner = owner
         self.clock = clock
@@ -71,6 +74,8 @@ class Scheduler:
         self._sleeping = False
         self._beat = time.monotonic()  # the loop's last sign of life
         self._check_due: datetime | None = None  # the next check tick (drift bands)
+        self._warmup = Warmup(exchanges, warm_ahead)
+        self._step_check = step_check
 
     @property
     def heartbeat(self) -> float:
@@ -85,6 +90,17 @@ class Scheduler:
     def stop_runs(self) -> None:
         """Shutdown: runs bring their current order step to a safe point; none starts."""
         self.runs.stop()
+
+    @property
+    def accounts(self) -> Collection[str]:
+        """The names of the accounts configured now (a reload may add or remove some)."""
+        return self.exchanges.keys()
+
+    def reconfigure(self, settings: SchedulerSettings) -> None:
+        """A reload: the loop and the runs it starts use the new settings from now on."""
+        self.settings = settings
+        self.runs.lease_seconds = settings.lease_seconds  # leases kept from their next renewal
+        self.wake()
 
     def wake(self) -> None:
         """Re-plan the sleep now (portfolios, triggers or config changed)."""
@@ -109,11 +125,12 @@ class Scheduler:
             self._beat = time.monotonic()
             self._wake.clear()  # before reading state: a change during the reads wakes us again
             try:
-                delay = await self._iteration()
+                until = await self._iteration()
                 failures = 0
             except DB_ERRORS as exc:
                 failures += 1
                 delay = doubling(failures - 1, 2.0, 5.0)
+                until = self.clock() + timedelta(seconds=delay)
                 log.error(
                     "[Scheduler] Database unavailable (%s); retrying in %.0fs",
                     type(exc).__name__,
@@ -121,13 +138,16 @@ class Scheduler:
                 )
             self._sleeping = True
             try:
-                await wait_first(shutdown, self._wake, timeout=delay)
+                await sleep_until(
+                    until, self.clock, shutdown, self._wake, check_every=self._step_check
+                )
             finally:
                 self._sleeping = False
                 self._beat = time.monotonic()
         await self._drain()
 
-    async def _iteration(self) -> float:
+    async def _iteration(self) -> datetime:
+        """One pass; the wall-clock time to sleep until."""
         config = await self.refresh()
         if config.running:
             await self.reconcile_orphans()
@@ -135,52 +155,29 @@ class Scheduler:
                 self._check_due = None
                 await self.check_bands()
             if await self._claim_and_start():
-                return 0.0
-        return await self._sleep_seconds(config)
+                return self.clock()
+        return await self._next_wake(config)
 
     async def check_bands(self) -> int:
         """A check tick: portfolios drifted out of their bands become due now; how many."""
-        now = self.clock()
-        moved = 0
-        for portfolio in await self.store.banded_portfolios(now):
-            try:
-                plan = await self.runs.current_plan(portfolio)
-            except ExchangeError as exc:
-                log.warning("[Scheduler] Drift check of %s failed: %s", portfolio.id, exc)
-                continue
-            if plan is None or not planner.out_of_band(
-                plan.current_weights,
-                plan.target_weights,
-                portfolio.drift_band_abs,
-                portfolio.drift_band_rel,
-            ):
-                continue
-            log.info(
-                "[Scheduler] Portfolio %s (%s) drifted out of its band; rebalancing now",
-                portfolio.name,
-                portfolio.id,
-            )
-            await self.store.set_next_rebalance(None, portfolio.id, now)
-            moved += 1
-        return moved
+        return await bands.move_drifted(self.store, self.runs, self.clock())
 
-    async def _sleep_seconds(self, config: Effective) -> float:
+    async def _next_wake(self, config: Effective) -> datetime:
+        """The earliest of: the next check tick, due slot, foreign lease expiry, warm-up."""
         now = self.clock()
         candidates = [now + timedelta(seconds=MAX_SLEEP)]
+        due = await self.store.earliest_due()
         if config.running:
             if self._check_due is None:
                 self._check_due = schedule.next_check(config.check_interval, now)
             candidates.append(self._check_due)
-            for at in (
-                await self.store.earliest_due(),
-                await self.store.earliest_foreign_lease(self.owner),
-            ):
-                if at is not None:
-                    candidates.append(at)
+            await self._warmup.warm_due(due, now, self.store.due_accounts)
+            warm = self._warmup.wake_at(due, now)
+            lease = await self.store.earliest_foreign_lease(self.owner)
+            candidates += [at for at in (due, lease, warm) if at is not None]
         self.next_wake = min(candidates)
-        due = await self.store.earliest_due()
         self.metrics.next_due.set(due.timestamp() if due else 0)
-        return max((self.next_wake - now).total_seconds(), 0.0)
+        return self.next_wake
 
     async def _claim_and_start(self) -> bool:
         """Claim up to the free concurrency; True if anything was claimed."""
@@ -246,24 +243,16 @@ class Scheduler:
     ) -> HistoryRecord | None:
         """Run one portfolio now through the same claim path; PortfolioBusy if it runs.
 
-        AccountTaken when a real run would trade an account an enabled portfolio holds.
+        AccountTaken when a real run would trade an account an enabled portfolio holds;
+        AccountUnavailable when its account is not configured (any more).
         """
-        async with self.store.transaction() as conn:
-            portfolio = await self.store.try_lock_portfolio(conn, portfolio_id)
-            if portfolio is None:
-                if await self.store.get_portfolio(portfolio_id, conn) is None:
-                    raise PortfolioNotFound(portfolio_id)
-                raise PortfolioBusy(portfolio_id)  # being claimed, triggered or finished
-            dry = self.config.dry_run if dry_run is None else dry_run
-            if not dry:  # one account's balance is one pool, as creation enforces
-                holder = await self.store.account_holder(conn, portfolio.account, portfolio.id)
-                if holder is not None:
-                    raise AccountTaken(portfolio.account, holder)
-            run = await self.store.insert_run(
-                conn, portfolio, None, triggered_by, dry, self.owner, self.settings.lease_seconds
-            )
-            if run is None:
-                raise PortfolioBusy(portfolio_id)
+        dry = self.config.dry_run if dry_run is None else dry_run
+        run, portfolio = await claim_manual(
+            self.store,
+            portfolio_id,
+            ManualRun(dry, triggered_by, self.owner, self.settings.lease_seconds),
+            self.accounts,
+        )
         log.info("[Scheduler] Manual rebalance of %s (%s)", portfolio.name, portfolio.id)
         return await self.runs.execute(run, portfolio)
 
@@ -286,7 +275,7 @@ class Scheduler:
 
     def exchange(self, account: str) -> Exchange | None:
         """The account's exchange (the API checks symbols against its markets); None if unknown."""
-        return self.runs.exchanges.get(account)
+        return self.exchanges.get(account)
 
     # -- tasks and notifications
 
@@ -299,6 +288,7 @@ class Scheduler:
     async def _drain(self) -> None:
         """Graceful stop: let running orders reach a safe point, then end."""
         self.runs.stop()
+        await self._warmup.close()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 

@@ -100,6 +100,11 @@ class PortfolioQueries(Database):
         value: datetime | None = await self.pool.fetchval(QUERIES["earliest_due"])
         return value
 
+    async def due_accounts(self, until: datetime) -> list[tuple[str, datetime]]:
+        """(account, earliest slot) of the accounts with a portfolio due by `until`, not running."""
+        rows = await self.pool.fetch(QUERIES["due_accounts"], until)
+        return [(r["account"], r["slot"]) for r in rows]
+
     async def banded_portfolios(self, now: datetime) -> list[Portfolio]:
         rows = await self.pool.fetch(QUERIES["banded_portfolios"], now)
         return [from_record(Portfolio, r) for r in rows]

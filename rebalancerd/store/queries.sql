@@ -70,6 +70,15 @@ SELECT min(p.next_rebalance_at) FROM portfolios p
    AND NOT EXISTS (SELECT 1 FROM rebalance_runs r
                     WHERE r.portfolio_id = p.id AND r.finished_at IS NULL);
 
+-- name: due_accounts
+-- Accounts with an enabled portfolio due by $1 that is not running, and that portfolio's slot
+-- (the loop warms their exchanges just ahead of it).
+SELECT p.account, min(p.next_rebalance_at) AS slot FROM portfolios p
+ WHERE p.rebalance_enabled AND p.next_rebalance_at <= $1
+   AND NOT EXISTS (SELECT 1 FROM rebalance_runs r
+                    WHERE r.portfolio_id = p.id AND r.finished_at IS NULL)
+ GROUP BY p.account;
+
 -- name: banded_portfolios
 -- Enabled portfolios with a drift band whose next slot is not due yet and that are not running.
 SELECT p.* FROM portfolios p

@@ -142,7 +142,7 @@ async def test_a_portfolio_with_corrupt_stored_weights_fails_its_run_not_the_dae
     [(run, portfolio)] = await sched.claim_due(1, [])
     record = await sched.runs.execute(run, portfolio)
     assert record is not None and not record.success
-    assert "run failed: AttributeError" in (record.errors or [""])[0]
+    assert "stored target weights are unusable" in (record.errors or [""])[0]
     assert await store.open_runs() == []
 
 

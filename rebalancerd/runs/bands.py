@@ -1,0 +1,39 @@
+"""Drift bands: at a check tick, portfolios whose holdings drifted out of their band become due."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from rebalancerd.exchange.protocol import ExchangeError
+from rebalancerd.planning import plan as planner
+from rebalancerd.runs.lifecycle import RunManager
+from rebalancerd.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+
+async def move_drifted(store: Store, runs: RunManager, now: datetime) -> int:
+    """Make every banded portfolio that drifted out of its band due `now`; how many."""
+    moved = 0
+    for portfolio in await store.banded_portfolios(now):
+        try:
+            plan = await runs.current_plan(portfolio)  # None for a row that cannot run
+        except ExchangeError as exc:
+            log.warning("[Scheduler] Drift check of %s failed: %s", portfolio.id, exc)
+            continue
+        if plan is None or not planner.out_of_band(
+            plan.current_weights,
+            plan.target_weights,
+            portfolio.drift_band_abs,
+            portfolio.drift_band_rel,
+        ):
+            continue
+        log.info(
+            "[Scheduler] Portfolio %s (%s) drifted out of its band; rebalancing now",
+            portfolio.name,
+            portfolio.id,
+        )
+        await store.set_next_rebalance(None, portfolio.id, now)
+        moved += 1
+    return moved
