@@ -49,11 +49,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def make_app(
-    settings: Settings, store: Store, scheduler: Scheduler, metrics: Metrics
+    settings: Settings,
+    store: Store,
+    scheduler: Scheduler,
+    metrics: Metrics,
+    current: Callable[[], Settings] | None = None,
 ) -> web.Application:
-    """The application, with error, host, origin, auth and content-type middlewares."""
+    """The application, with error, host, origin, auth and content-type middlewares.
+
+    `current`: the settings in force after a reload (the token); accounts come from `scheduler`.
+    """
+    live = current or (lambda: settings)
     app = web.Application(
-        middlewares=[_errors(), *guards(settings.http)],
+        middlewares=[_errors(), *guards(settings.http, lambda: live().http)],
         client_max_size=settings.http.max_body_bytes,
     )
     app[STORE] = store

@@ -22,7 +22,13 @@ from rebalancerd.api.replies import (
     SchedulerState,
     TriggerReply,
 )
-from rebalancerd.runs.control import ACTIONS, AccountTaken, PortfolioBusy, PortfolioNotFound
+from rebalancerd.runs.control import (
+    ACTIONS,
+    AccountTaken,
+    AccountUnavailable,
+    PortfolioBusy,
+    PortfolioNotFound,
+)
 from rebalancerd.runs.loop import Scheduler
 
 
@@ -70,6 +76,10 @@ async def scheduler_trigger(request: web.Request) -> web.Response:
         raise ApiError(404, f"portfolio {pid} not found") from None
     except PortfolioBusy:
         raise ApiError(409, f"portfolio {pid} is being rebalanced right now") from None
+    except AccountUnavailable as exc:
+        raise ApiError(
+            409, f"account: {exc.account!r} of portfolio {pid} is not configured"
+        ) from None
     except AccountTaken as exc:
         raise ApiError(
             409,

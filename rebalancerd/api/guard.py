@@ -128,10 +128,13 @@ def origin_is_ours(origin: str, host: str, configured: Collection[str]) -> bool:
     return name == host_name and url.port == (host_port or DEFAULT_PORTS[url.scheme])
 
 
-def guards(http: HttpSettings) -> list[Any]:
-    """The middlewares, outermost first: Host (421), Origin (403), token (401), type (415)."""
-    token = None if http.api_token is None else http.api_token.get_secret_value()
+def guards(http: HttpSettings, current: Callable[[], HttpSettings] | None = None) -> list[Any]:
+    """The middlewares, outermost first: Host (421), Origin (403), token (401), type (415).
+
+    `current`: the settings in force (a reload may change the token); `http` if not given.
+    """
     origins = _origins(frozenset(http.allowed_hosts))
+    token = current or (lambda: http)
     return [_hosts(allowed_host_names(http)), origins, _auth(token), _json_bodies]
 
 
@@ -165,14 +168,15 @@ def _digest(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()
 
 
-def _auth(token: str | None) -> Any:
-    expected = None if token is None else _digest(token)
+def _auth(current: Callable[[], HttpSettings]) -> Any:
     refusals = RateLimitedLog()
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if expected is None or not request.path.startswith("/api/"):
+        token = current().api_token  # read per request: a reload may have changed it
+        if token is None or not request.path.startswith("/api/"):
             return await handler(request)
+        expected = _digest(token.get_secret_value())
         header = request.headers.get("Authorization")
         scheme, _, given = (header or "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(_digest(given.strip()), expected):

@@ -13,7 +13,6 @@ from rebalancerd.api.bodies import IdQuery, PortfolioCreate, PortfolioUpdate
 from rebalancerd.api.http import (
     CACHE,
     SCHEDULER,
-    SETTINGS,
     STORE,
     ApiError,
     json_body,
@@ -102,7 +101,7 @@ async def list_portfolios(request: web.Request) -> web.Response:
 
 async def create_portfolio(request: web.Request) -> web.Response:
     body = PortfolioCreate.model_validate(await json_body(request))
-    require_account(request.app[SETTINGS].accounts, body.account)
+    require_account(request.app[SCHEDULER].accounts, body.account)
     warnings = await request.app[MARKETS].warnings(body.account, body.target_weights)
     fields = fields_for_create(body, request.app[SCHEDULER].clock())
     portfolio = await _save(request, fields, None)
@@ -119,7 +118,7 @@ async def update_portfolio(request: web.Request) -> web.Response:
         raise ApiError(404, f"portfolio {patch.id} not found")
     fields = fields_for_update(old, patch, request.app[SCHEDULER].clock())
     if patch.account is not None or (fields.rebalance_enabled and not old.rebalance_enabled):
-        require_account(request.app[SETTINGS].accounts, fields.account)
+        require_account(request.app[SCHEDULER].accounts, fields.account)
     warnings: list[str] = []
     if patch.account is not None or patch.target_weights is not None:  # a new symbol or market
         warnings = await request.app[MARKETS].warnings(fields.account, fields.target_weights)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from rebalancerd.config import Settings
+from rebalancerd.config import AccountSettings, Settings
 from rebalancerd.exchange.kraken.client import KrakenClient
 from rebalancerd.exchange.kraken.market import KrakenMarket
 from rebalancerd.exchange.kraken.transport import open_session
@@ -51,6 +51,59 @@ class Exchanges(dict[str, Exchange]):
         super().__init__()
         self._settings = settings
         self.kraken: SharedKraken | None = None
+        self._prices: MarketData | None = None  # the paper accounts' one price source
+        self.on_nonce_refused: Callable[[str], None] | None = None
+
+    async def add(self, name: str, account: AccountSettings, ledger: PaperLedger) -> None:
+        """Build account `name`'s exchange (replacing any it had)."""
+        if account.mode == "live":
+            assert account.api_key is not None and account.api_secret is not None
+            settings = self._settings
+            shared = self.shared_kraken()
+            self[name] = KrakenClient(
+                settings.kraken.api_url,
+                account.api_key.get_secret_value(),
+                account.api_secret.get_secret_value(),
+                account.tier,
+                market=shared.market,
+                session=shared.session,
+                timeout=settings.kraken.timeout,
+                query_fill=False,  # the executor confirms fills in one QueryOrders per side
+                on_nonce_refused=self.on_nonce_refused,
+            )
+            return
+        if self._prices is None:
+            self._prices = _price_source(self._settings, self)
+        await ledger.seed(name, account.balances)
+        self[name] = PaperExchange(name, self._prices, ledger, fee_rate=account.fee_rate)
+
+    async def reload(self, fresh: Settings, ledger: PaperLedger) -> list[Exchange]:
+        """Apply a reload in place: build added and changed accounts, drop removed ones.
+
+        Returns the exchanges taken out; close them with release() once no run uses them.
+        The [kraken] and [paper] sections stay as they were at start (they are shared).
+        """
+        old = self._settings.accounts
+        self._settings = fresh.model_copy(
+            update={"kraken": self._settings.kraken, "paper": self._settings.paper}
+        )
+        retired = [self.pop(name) for name in sorted(set(old) - set(fresh.accounts))]
+        for name, account in sorted(fresh.accounts.items()):
+            if old.get(name) != account:
+                previous = self.get(name)
+                await self.add(name, account, ledger)
+                if previous is not None:
+                    retired.append(previous)
+        log.info("[Scheduler] Accounts: %s", _modes(fresh))
+        return retired
+
+    @staticmethod
+    async def release(retired: list[Exchange]) -> None:
+        """Close exchanges a reload took out. Paper accounts hold nothing of their own (their
+        price source is shared by the others), so only Kraken clients are closed."""
+        for exchange in retired:
+            if isinstance(exchange, KrakenClient):
+                await exchange.close()
 
     def shared_kraken(self) -> SharedKraken:
         """The daemon's one Kraken session and market."""
@@ -75,30 +128,15 @@ async def build_exchanges(
     """One exchange per account. Nothing is fetched: live accounts share one session and one
     market, and paper accounts one price source and `ledger`."""
     exchanges = Exchanges(settings)
-    prices: MarketData | None = None
+    exchanges.on_nonce_refused = on_nonce_refused
     for name, account in sorted(settings.accounts.items()):
-        if account.mode == "live":
-            assert account.api_key is not None and account.api_secret is not None
-            shared = exchanges.shared_kraken()
-            exchanges[name] = KrakenClient(
-                settings.kraken.api_url,
-                account.api_key.get_secret_value(),
-                account.api_secret.get_secret_value(),
-                account.tier,
-                market=shared.market,
-                session=shared.session,
-                timeout=settings.kraken.timeout,
-                query_fill=False,  # the executor confirms fills in one QueryOrders per side
-                on_nonce_refused=on_nonce_refused,
-            )
-            continue
-        if prices is None:
-            prices = _price_source(settings, exchanges)
-        await ledger.seed(name, account.balances)
-        exchanges[name] = PaperExchange(name, prices, ledger, fee_rate=account.fee_rate)
-    modes = ", ".join(f"{n} ({a.mode})" for n, a in sorted(settings.accounts.items()))
-    log.info("[Scheduler] Accounts: %s", modes)
+        await exchanges.add(name, account, ledger)
+    log.info("[Scheduler] Accounts: %s", _modes(settings))
     return exchanges
+
+
+def _modes(settings: Settings) -> str:
+    return ", ".join(f"{n} ({a.mode})" for n, a in sorted(settings.accounts.items()))
 
 
 def _price_source(settings: Settings, exchanges: Exchanges) -> MarketData:

@@ -137,10 +137,10 @@ async def test_server_errors_are_one_line(cli: Cli, tmp_path: Path) -> None:
 
 
 async def test_a_failed_run_exits_1(cli: Cli, store: Store, tmp_path: Path) -> None:
-    from tests.integration.test_api_history import _ghost
+    from tests.integration.test_api_history import _broken
 
-    ghost = await store.create_portfolio(_ghost())
-    code, out, _ = await cli.run("trigger", ghost.id)
+    broken = await store.create_portfolio(_broken())
+    code, out, _ = await cli.run("trigger", broken.id)
     assert code == 1 and out.startswith("Rebalance failed") and "FAILED" in out
 
 

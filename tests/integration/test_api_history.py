@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -34,7 +35,7 @@ async def _trigger(api: Api, pid: str, dry: bool = False) -> dict[str, Any]:
 async def runs(api: Api) -> dict[str, Any]:
     """Three runs: two of `good` (one dry), one failed run of `bad`."""
     good = await api.create()
-    bad = await api.store.create_portfolio(_ghost())
+    bad = await api.store.create_portfolio(_broken())
     first = await _trigger(api, good["id"], dry=True)
     second = await _trigger(api, good["id"])
     failed = await _trigger(api, bad.id)
@@ -139,6 +140,11 @@ async def test_a_preview_of_an_unconfigured_account_says_so(api: Api) -> None:
     status, body = await api.call("GET", f"/api/portfolios/plan?id={ghost.id}")
     assert status == 200 and body["plan"] is None
     assert "ghost" in body["errors"][0]
+
+
+def _broken() -> PortfolioFields:
+    """A portfolio whose weights (written around the API) cannot run: its runs fail."""
+    return replace(_ghost(), name="broken", account="sandbox", target_weights={"BTC": 50})
 
 
 def _ghost() -> PortfolioFields:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -121,12 +122,21 @@ async def test_a_dry_run_trigger_places_nothing(api: Api) -> None:
 
 
 async def test_a_failed_run_is_reported_as_failed(api: Api) -> None:
-    # An account this daemon does not have (written around the API): the run must fail.
-    portfolio = await api.store.create_portfolio(_fields(account="ghost"))
+    # Weights this daemon cannot use (written around the API): the run must fail.
+    portfolio = await api.store.create_portfolio(
+        replace(_fields(account="default"), target_weights={"BTC": 50})
+    )
     status, body = await api.call("POST", TRIGGER, {"portfolioId": portfolio.id})
     assert status == 200
     assert body["success"] is False and body["message"] == "Rebalance failed"
-    assert "ghost" in body["history"]["errors"][0]
+    assert "weights sum to 50" in body["history"]["errors"][0]
+
+
+async def test_a_trigger_on_an_unconfigured_account_is_409(api: Api) -> None:
+    portfolio = await api.store.create_portfolio(_fields(account="ghost"))
+    status, body = await api.call("POST", TRIGGER, {"portfolioId": portfolio.id})
+    assert status == 409 and "'ghost'" in body["error"]
+    assert await api.store.list_history(portfolio.id) == []
 
 
 async def test_trigger_while_running_is_409(api: Api) -> None:
