@@ -67,6 +67,9 @@ def test_service_contract(unit: dict[str, list[tuple[str, str]]]) -> None:
     )
     assert one(service, "ExecStart").startswith("/")
     assert float(one(service, "RestartSec")) > 0
+    # A dead supervised task exits 70: on-failure must restart it, a bad config (78) must not.
+    assert one(service, "RestartPreventExitStatus").split() == ["78"]
+    assert not values(service, "SuccessExitStatus")
     assert "PYTHONUNBUFFERED=1" in " ".join(values(service, "Environment")).split()
     # Idle sockets must not be able to exhaust the default 1024 descriptors (issue #21).
     assert int(one(service, "LimitNOFILE")) >= 8192
