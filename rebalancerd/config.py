@@ -40,6 +40,7 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "KRAKEN_API_SECRET": ("accounts", "default", "api_secret"),
     "REBALANCERD_LISTEN": ("http", "listen"),
     "REBALANCERD_API_TOKEN": ("http", "api_token"),
+    "REBALANCERD_READ_TOKEN": ("http", "read_token"),  # the dashboard's read-only token
     "REBALANCERD_ALLOWED_HOSTS": ("http", "allowed_hosts"),  # comma-separated
     "REBALANCERD_STATE_DIR": ("state_dir",),
     "REBALANCERD_LOG_LEVEL": ("log_level",),
@@ -67,6 +68,10 @@ class SchedulerSettings(_Section):
     auto_start: bool = True
     max_concurrency: int = Field(default=1, ge=1, le=64)
     lease_seconds: int = Field(default=60, ge=5, le=3600)
+    # Dashboard snapshots: kept this long; also taken of every enabled portfolio at each check
+    # tick when snapshot_every_tick (one balance and price read per portfolio and tick).
+    snapshot_retention_days: int = Field(default=90, ge=1, le=3650)
+    snapshot_every_tick: bool = True
 
     @field_validator("check_interval")
     @classmethod
@@ -80,6 +85,9 @@ class HttpSettings(_Section):
     listen: str = "127.0.0.1:8080"
     api_token: SecretStr | None = None
     api_token_file: Path | None = None
+    # Sees everything, changes nothing (every write is 403): for a dashboard on a wall screen.
+    read_token: SecretStr | None = None
+    read_token_file: Path | None = None
     # Host names served besides loopback ones and the listen address (DNS-rebinding guard).
     allowed_hosts: tuple[str, ...] = ()
     max_body_bytes: int = Field(default=65536, ge=1024)
@@ -88,7 +96,7 @@ class HttpSettings(_Section):
     # A request body must have arrived this many seconds after its headers (else 408).
     read_timeout: float = Field(default=30.0, gt=0, le=3600)
 
-    @field_validator("api_token")
+    @field_validator("api_token", "read_token")
     @classmethod
     def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
         token = None if value is None else value.get_secret_value()
@@ -117,6 +125,17 @@ class HttpSettings(_Section):
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"expected host:port, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _read_token_needs_api_token(self) -> HttpSettings:
+        if self.read_token is None:
+            return self
+        if self.api_token is None:
+            # Without a write token anyone could write, which makes a read-only token pointless.
+            raise ValueError("http.read_token: needs http.api_token as well")
+        if self.read_token.get_secret_value() == self.api_token.get_secret_value():
+            raise ValueError("http.read_token: must differ from http.api_token")
+        return self
 
     @property
     def host(self) -> str:
@@ -276,6 +295,7 @@ def _resolve_secrets(raw: dict[str, Any], env: Mapping[str, str]) -> None:
     if isinstance(http, dict) or creds:
         http = raw.setdefault("http", {})
         _fill_secret(http, "api_token", "http", creds, "api-token")
+        _fill_secret(http, "read_token", "http", creds, "read-token")
     for name, account in raw["accounts"].items():
         if not isinstance(account, dict):
             continue

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from rebalancerd.api import control, history, portfolios
+from rebalancerd.api import control, dashboard, events, history, portfolios, web_site
 from rebalancerd.api.guard import RateLimitedLog, guards, held_back, server_logger, where
 from rebalancerd.api.http import (
     CACHE,
@@ -88,7 +88,24 @@ def make_app(
     add("GET", "/api/portfolios/plan", portfolios.plan_preview)
     add("GET", "/api/history", history.history_list)
     add("GET", "/api/history/stats", history.history_stats)
+    _add_dashboard(app, live, scheduler)
     return app
+
+
+def _add_dashboard(
+    app: web.Application, live: Callable[[], Settings], scheduler: Scheduler
+) -> None:
+    """The dashboard: its page and assets, its data routes and its change events."""
+    app[dashboard.CURRENT] = live
+    app[events.CHANGES] = events.Changes()
+    scheduler.wake_hooks.append(app[events.CHANGES].bump)
+    app.on_shutdown.append(events.close_streams)
+    add = app.router.add_route
+    add("GET", "/api/dashboard", dashboard.overview)
+    add("GET", "/api/accounts", dashboard.accounts)
+    add("GET", "/api/events", events.events)
+    add("GET", "/api/portfolios/{id}/snapshots", dashboard.snapshots)
+    web_site.add_routes(app, lambda: live().http.api_token is not None)
 
 
 def _fixed(body: bytes) -> Handler:

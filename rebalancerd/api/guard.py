@@ -11,7 +11,8 @@ own DNS name to 127.0.0.1 to read the answers. So:
 - Origin: a state-changing request that a browser says came from another origin is 403.
 - Content-Type: a request body must be application/json (415), which no page can send to
   another origin without a CORS preflight, and this daemon grants none.
-- Token: compared in constant time; refusals are logged (never the token), rate-limited.
+- Token: compared in constant time; refusals are logged (never the token), rate-limited. The
+  read-only token (`[http] read_token`) passes GET/HEAD/OPTIONS and gets 403 on anything else.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ OPEN_PATHS = frozenset({"/healthz", "/metrics"})  # answered whatever the Host (
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 LOG_EVERY = 10.0  # seconds between two lines about refused requests of one kind
+ACCESS = web.RequestKey("access", str)  # "full" or "read" (the read-only token)
 
 
 class RateLimitedLog:
@@ -173,13 +175,17 @@ def _auth(current: Callable[[], HttpSettings]) -> Any:
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        token = current().api_token  # read per request: a reload may have changed it
-        if token is None or not request.path.startswith("/api/"):
+        http = current()  # read per request: a reload may have changed the tokens
+        if http.api_token is None or not request.path.startswith("/api/"):
+            request[ACCESS] = "full"
             return await handler(request)
-        expected = _digest(token.get_secret_value())
         header = request.headers.get("Authorization")
         scheme, _, given = (header or "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(_digest(given.strip()), expected):
+        access = _access(http, _digest(given.strip())) if scheme.lower() == "bearer" else None
+        if access == "read" and request.method not in SAFE_METHODS:
+            return fail(403, "the read-only token cannot change anything")
+        if access is not None:
+            request[ACCESS] = access
             return await handler(request)
         held = refusals.admit()
         if held is not None:
@@ -188,6 +194,16 @@ def _auth(current: Callable[[], HttpSettings]) -> Any:
         return fail(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
 
     return auth
+
+
+def _access(http: HttpSettings, given: bytes) -> str | None:
+    """ "full" for the API token, "read" for the read-only one, None for anything else."""
+    assert http.api_token is not None
+    # Both comparisons always run: which token matched must not show in the timing.
+    full = hmac.compare_digest(given, _digest(http.api_token.get_secret_value()))
+    read_token = http.read_token.get_secret_value() if http.read_token else None
+    read = read_token is not None and hmac.compare_digest(given, _digest(read_token))
+    return "full" if full else "read" if read else None
 
 
 @web.middleware

@@ -3,6 +3,7 @@ requests (api/bodies.py) and responses (api/replies.py) the routes use."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,13 @@ from rebalancerd.api.bodies import (
     SchedulerControl,
     TriggerRequest,
 )
+from rebalancerd.api.dashboard_replies import (
+    DASHBOARD_REPLIES,
+    AccountList,
+    Overview,
+    SnapshotList,
+    SnapshotQuery,
+)
 from rebalancerd.api.replies import (
     REPLIES,
     ControlReply,
@@ -34,11 +42,13 @@ from rebalancerd.api.replies import (
 )
 
 REF = "#/components/schemas/{model}"
+PATH_PARAM = re.compile(r"\{(\w+)\}")
 BODIES = (PortfolioCreate, PortfolioUpdate, SchedulerControl, TriggerRequest)
 ERRORS = {
     400: "Invalid input (the error names the field)",
     401: "Missing or wrong bearer token (only when the daemon has a token)",
-    403: "Cross-origin request: the Origin header is not this daemon",
+    403: "Cross-origin request (the Origin is not this daemon), "
+    "or a write with the read-only token",
     404: "No portfolio has that id",
     408: "The request body did not arrive in time",
     409: "Conflict: the portfolio is running, or the account is taken",
@@ -104,6 +114,21 @@ ROUTES = (
           StatsReply, query=HistoryFilter),
 )  # fmt: skip
 
+# ===== dashboard =====
+DASHBOARD_ROUTES = (
+    Route("get", "/api/dashboard",
+          "The dashboard's overview in one request: status, cards in attention order, totals",
+          Overview, (503,)),
+    Route("get", "/api/accounts", "Configured accounts: name and mode, never a credential",
+          AccountList, ()),
+    Route("get", "/api/portfolios/{id}/snapshots",
+          "Value and weights over time (before/after each run, each check tick), oldest first",
+          SnapshotList, (404,), query=SnapshotQuery),
+    Route("get", "/api/events",
+          "Server-sent events: `change` whenever a run, portfolio or the scheduler changed",
+          {"type": "string"}, (), media="text/event-stream"),
+)  # fmt: skip
+
 
 def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     """One `in: query` parameter per field of a query model (null is not a query value)."""
@@ -140,8 +165,14 @@ def operation(route: Route) -> dict[str, Any]:
     if route.body is not None:
         schema = {"application/json": {"schema": ref(route.body.__name__)}}
         op["requestBody"] = {"required": True, "content": schema}
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in PATH_PARAM.findall(route.path)
+    ]
     if route.query is not None:
-        op["parameters"] = query_parameters(route.query)
+        params += query_parameters(route.query)
+    if params:
+        op["parameters"] = params
     if route.open:
         op["security"] = []
     return op
@@ -167,7 +198,7 @@ def _paths(routes: Iterable[Route]) -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     """The whole document (the app builds it once at start)."""
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "validation") for m in BODIES]
-    models += [(m, "serialization") for m in REPLIES]
+    models += [(m, "serialization") for m in (*REPLIES, *DASHBOARD_REPLIES)]
     _, generated = models_json_schema(models, by_alias=True, ref_template=REF)
     error = {"application/json": {"schema": ref("Error")}}
     errors = {f"E{c}": {"description": text, "content": error} for c, text in ERRORS.items()}
@@ -181,7 +212,7 @@ def openapi_document() -> dict[str, Any]:
             '{"success": false, "error": "..."}.',
         },
         "security": [{"bearerAuth": []}, {}],  # {}: no token configured, no header needed
-        "paths": _paths(ROUTES),
+        "paths": _paths((*ROUTES, *DASHBOARD_ROUTES)),
         "components": {
             "schemas": _strip_titles(generated["$defs"]),
             "responses": errors,

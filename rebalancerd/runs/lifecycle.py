@@ -21,7 +21,7 @@ from rebalancerd.planning import plan as planner
 from rebalancerd.runs import slots
 from rebalancerd.runs.outcome import RunOutcome, intent_json
 from rebalancerd.runs.placement import FINAL, record_state
-from rebalancerd.runs.trade import Executor, Preview
+from rebalancerd.runs.trade import Executor, Preview, RunPlan
 from rebalancerd.store.database import DB_ERRORS
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import HistoryRecord, OrderIntent, Portfolio, Run
@@ -110,6 +110,13 @@ class RunManager:
         if exchange is None or slots.problem(portfolio) is not None:
             return None
         return await self._executor.current_plan(portfolio, exchange)
+
+    async def plan_run(self, portfolio: Portfolio) -> RunPlan | None:
+        """The run's planning now (valuation included); None without an account or usable row."""
+        exchange = self.exchanges.get(portfolio.account)
+        if exchange is None or slots.problem(portfolio) is not None:
+            return None
+        return await self._executor.plan_run(portfolio, exchange)
 
     async def preview(self, portfolio: Portfolio) -> Preview:
         """What a run would trade now (calls the exchange, places nothing)."""

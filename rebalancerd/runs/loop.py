@@ -16,7 +16,7 @@ from rebalancerd.backoff import doubling
 from rebalancerd.config import SchedulerSettings
 from rebalancerd.exchange.protocol import Exchange
 from rebalancerd.metrics import Metrics
-from rebalancerd.runs import bands, slots
+from rebalancerd.runs import bands, slots, snapshots
 from rebalancerd.runs.control import (
     ACTIONS,
     Effective,
@@ -154,6 +154,7 @@ class Scheduler:
             if self._check_due is not None and self.clock() >= self._check_due:
                 self._check_due = None
                 await self.check_bands()
+                await self.take_snapshots()
             if await self._claim_and_start():
                 return self.clock()
         return await self._next_wake(config)
@@ -161,6 +162,16 @@ class Scheduler:
     async def check_bands(self) -> int:
         """A check tick: portfolios drifted out of their bands become due now; how many."""
         return await bands.move_drifted(self.store, self.runs, self.clock())
+
+    async def take_snapshots(self) -> int:
+        """A check tick's snapshots for the dashboard (and old ones pruned); how many."""
+        settings = self.settings
+        written = await snapshots.tick(
+            self.store, self.runs, settings.snapshot_retention_days, settings.snapshot_every_tick
+        )
+        if written:
+            await self.store.notify("snapshots")  # open dashboards refresh
+        return written
 
     async def _next_wake(self, config: Effective) -> datetime:
         """The earliest of: the next check tick, due slot, foreign lease expiry, warm-up."""

@@ -22,6 +22,7 @@ from rebalancerd.exchange.protocol import (
 )
 from rebalancerd.metrics import Metrics
 from rebalancerd.planning import plan as planner
+from rebalancerd.runs import snapshots
 from rebalancerd.runs.outcome import RunOutcome, planned_json
 from rebalancerd.runs.placement import OrderPlacement, Sent
 from rebalancerd.store.repository import Store
@@ -49,6 +50,7 @@ class RunPlan:
     pairs: Mapping[str, PairRules] = field(default_factory=dict)
     fee_rate: Decimal = Decimal(0)
     cash: Decimal = Decimal(0)  # EUR the account holds before the sells
+    amounts: Mapping[str, Decimal] = field(default_factory=dict)  # tradable, per target asset
 
     @property
     def tradable(self) -> planner.Plan | None:
@@ -82,6 +84,7 @@ class Executor:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         fill_timeout: float = 30.0,
     ) -> None:
+        self.store = store
         self.metrics = metrics
         self.clock = clock
         self.placement = OrderPlacement(store, metrics, fill_timeout=fill_timeout)
@@ -136,7 +139,8 @@ class Executor:
         value = f"{plan.value:,.2f}"
         _log(portfolio.id, logging.INFO, "SUCCESS", "Portfolio value calculated: €%s", value)
         cash = balances.tradable.get(CASH, Decimal(0))
-        return RunPlan(plan, None, quotes, pairs, fee_rate, cash)
+        amounts = {s: balances.tradable.get(s, Decimal(0)) for s in [*bases, CASH]}
+        return RunPlan(plan, None, quotes, pairs, fee_rate, cash, amounts)
 
     async def _run(
         self, run: Run, portfolio: Portfolio, exchange: Exchange, stopping: asyncio.Event
@@ -146,15 +150,38 @@ class Executor:
         try:
             planned = await self.plan_run(portfolio, exchange)
             outcome = planned.outcome()
+            before = await snapshots.record(self.store, run.portfolio_id, "before", planned, run.id)
             plan = planned.tradable
             if plan is None:
                 return outcome
             _log_plan(portfolio.id, plan)
             if run.dry_run:
+                await snapshots.record_again(self.store, before, "after")
                 return outcome.with_orders(planned_json(o) for o in plan.orders)
-            return await self._trade(run, exchange, planned, plan, outcome, stopping)
+            outcome = await self._trade(run, exchange, planned, plan, outcome, stopping)
+            await self._after(run, portfolio, exchange, outcome, before)
+            return outcome
         except ExchangeError as exc:
             return outcome.failed(self._exchange_failure(exc))
+
+    async def _after(
+        self,
+        run: Run,
+        portfolio: Portfolio,
+        exchange: Exchange,
+        outcome: RunOutcome,
+        before: snapshots.Taken,
+    ) -> None:
+        """The "after" snapshot: read again when something filled, else the same holdings."""
+        if not any(o["status"] in ("filled", "canceled") for o in outcome.orders):
+            await snapshots.record_again(self.store, before, "after")
+            return
+        try:
+            planned = await self.plan_run(portfolio, exchange)
+        except ExchangeError as exc:  # the run's result stands; only its chart point is missing
+            _log(portfolio.id, logging.WARNING, "WARN", "No snapshot after the run: %s", exc)
+            return
+        await snapshots.record(self.store, run.portfolio_id, "after", planned, run.id)
 
     async def _trade(
         self,

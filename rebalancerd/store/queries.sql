@@ -223,3 +223,41 @@ SELECT * FROM paper_orders WHERE account = $1 AND client_order_id = $2;
 
 -- name: paper_by_txid
 SELECT * FROM paper_orders WHERE account = $1 AND txid = ANY($2::text[]);
+
+-- ===== dashboard: snapshots and the overview's aggregates =====
+
+-- name: insert_snapshot
+INSERT INTO portfolio_snapshots (portfolio_id, kind, value, weights, holdings, run_id)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING *;
+
+-- name: list_snapshots
+-- The newest $4 snapshots of a portfolio in [$2, $3], returned oldest first (a chart's order).
+SELECT * FROM (
+    SELECT * FROM portfolio_snapshots
+     WHERE portfolio_id = $1
+       AND ($2::timestamptz IS NULL OR taken_at >= $2)
+       AND ($3::timestamptz IS NULL OR taken_at <= $3)
+     ORDER BY taken_at DESC, id DESC
+     LIMIT $4
+) newest ORDER BY taken_at, id;
+
+-- name: latest_snapshots
+SELECT DISTINCT ON (portfolio_id) * FROM portfolio_snapshots
+ ORDER BY portfolio_id, taken_at DESC, id DESC;
+
+-- name: prune_snapshots
+DELETE FROM portfolio_snapshots WHERE taken_at < now() - make_interval(days => $1);
+
+-- name: last_runs
+-- Each portfolio's newest history row: the overview's "last run" and its attention order.
+SELECT DISTINCT ON (portfolio_id) * FROM rebalance_history
+ ORDER BY portfolio_id, executed_at DESC, id;
+
+-- name: runs_since
+SELECT count(*) FILTER (WHERE success) AS ok, count(*) FILTER (WHERE NOT success) AS failed
+  FROM rebalance_history WHERE executed_at >= $1;
+
+-- name: daemons_since
+-- Daemons that started or took over a run since $1 (owner is host:pid:nonce), besides the asker.
+SELECT count(DISTINCT owner) FROM rebalance_runs WHERE started_at >= $1 AND owner <> $2;
