@@ -62,6 +62,7 @@ def _local(args: argparse.Namespace) -> int:
         daemon = Daemon(settings, config_path=args.config, demo=args.command == "demo")
         if args.command == "demo":
             print(f"rebalancerd demo: http://{settings.http.listen}/api/scheduler", flush=True)
+            print(f"rebalancerd demo: dashboard at http://{settings.http.listen}/", flush=True)
         return _run(daemon.run())
     except KeyboardInterrupt:
         return 0

@@ -8,7 +8,7 @@
   const banner = document.getElementById('banner');
   const dialog = document.getElementById('dialog');
   const needsToken = document.documentElement.dataset.auth === 'token';
-  const state = { overview: null, updatedAt: 0, access: 'full', stream: null, lost: false, gate: false };
+  const state = { shown: null, overview: null, updatedAt: 0, access: 'full', stream: null, lost: false, gate: false };
 
   // ---- the API: same origin, JSON bodies, the bearer token when there is one
 
@@ -36,7 +36,7 @@
     stopStream();
     statusEl.replaceChildren();
     const field = h('input', { id: 'token', type: 'password', autocomplete: 'current-password', required: true, 'aria-describedby': 'token-hint' });
-    const form = h('form.gate', { 'aria-label': 'API token' },
+    const form = h('form.gate', { 'aria-label': 'Sign in' },
       h('h1', { text: 'Sign in' }),
       message ? h('p.form-error', { role: 'alert', text: message }) : null,
       h('div.field', {}, h('label', { for: 'token', text: 'API token' }), field,
@@ -156,9 +156,10 @@
 
   let rendering = 0;
   async function route(opts) {
-    const quiet = opts && opts.quiet;
     if (needsToken && !sessionStorage.getItem(TOKEN_KEY)) { askForToken(''); return; }
     const hash = location.hash.replace(/^#/, '') || '/';
+    // A refresh only keeps what is on screen (a form being typed in) when it is this view.
+    const quiet = Boolean(opts && opts.quiet) && state.shown === hash;
     const parts = hash.split('/').filter(Boolean).map(decodeURIComponent);
     const ticket = ++rendering;
     try {
@@ -179,6 +180,7 @@
       } else {
         overviewView();
       }
+      state.shown = hash;
       listen();
     } catch (err) {
       if (err instanceof Unauthorized) return;
