@@ -78,9 +78,8 @@ class Watched:
     def _request(self, request: Request) -> None:
         self.requests.append(request.url)
         parts = urlsplit(request.url)
-        if parts.scheme in ("http", "https") and f"{parts.scheme}://{parts.netloc}" != self.origin:
-            self.foreign.append(request.url)
-        elif parts.scheme not in ("http", "https", "data", "blob", "about"):
+        local = parts.scheme in ("data", "blob", "about")
+        if not local and f"{parts.scheme}://{parts.netloc}" != self.origin:
             self.foreign.append(request.url)
 
     def close(self) -> None:

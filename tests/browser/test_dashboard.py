@@ -69,12 +69,12 @@ def call(
 ) -> tuple[int, Any]:
     """The API over HTTP, as curl would call it."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(proc.url + path, data=data, method=method)
+    request = urllib.request.Request(proc.url + path, data=data, method=method)  # noqa: S310
     request.add_header("Authorization", f"Bearer {token}")
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=30) as resp:
+        with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -109,7 +109,7 @@ def test_demo_prints_the_dashboard_url(daemon: DaemonProcess) -> None:
 
 
 def test_page_and_assets_carry_cache_and_security_headers(daemon: DaemonProcess) -> None:
-    page = urllib.request.urlopen(daemon.url + "/", timeout=10)
+    page = urllib.request.urlopen(daemon.url + "/", timeout=10)  # noqa: S310
     html = page.read().decode()
     assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
@@ -119,8 +119,8 @@ def test_page_and_assets_carry_cache_and_security_headers(daemon: DaemonProcess)
     assets = re.findall(r'(?:src|href)="(/assets/[^"]+)"', html)
     assert len(assets) >= 4
     for path in assets:
-        req = urllib.request.Request(daemon.url + path, headers={"Accept-Encoding": "gzip"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        req = urllib.request.Request(daemon.url + path, headers={"Accept-Encoding": "gzip"})  # noqa: S310
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
             assert resp.headers["Cache-Control"] == "public, max-age=31536000, immutable"
             assert resp.headers["Content-Encoding"] == "gzip"
             assert resp.headers["X-Content-Type-Options"] == "nosniff"
