@@ -13,6 +13,8 @@ import contextlib
 
 from aiohttp import web
 
+from rebalancerd.api.http import ApiError
+
 HEARTBEAT = 15.0  # seconds between keep-alive comments (proxies close silent connections)
 COALESCE = 0.25  # seconds: a run's several writes become one event
 
@@ -51,6 +53,9 @@ CHANGES = web.AppKey("changes", Changes)
 
 
 async def events(request: web.Request) -> web.StreamResponse:
+    if "text/event-stream" not in request.headers.get("Accept", ""):
+        # A client that did not ask for a stream (curl, a fuzzer) would wait on it forever.
+        raise ApiError(406, "this route streams events: send Accept: text/event-stream")
     changes = request.app[CHANGES]
     response = web.StreamResponse(
         headers={

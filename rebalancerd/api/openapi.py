@@ -50,6 +50,7 @@ ERRORS = {
     403: "Cross-origin request (the Origin is not this daemon), "
     "or a write with the read-only token",
     404: "No portfolio has that id",
+    406: "The event stream was asked for without Accept: text/event-stream",
     408: "The request body did not arrive in time",
     409: "Conflict: the portfolio is running, or the account is taken",
     413: "Request body over the size limit",
@@ -126,7 +127,12 @@ DASHBOARD_ROUTES = (
           SnapshotList, (404,), query=SnapshotQuery),
     Route("get", "/api/events",
           "Server-sent events: `change` whenever a run, portfolio or the scheduler changed",
-          {"type": "string"}, (), media="text/event-stream"),
+          {"type": "string"}, (406,), media="text/event-stream"),
+    Route("get", "/", "The dashboard (HTML; it asks for the token itself)", {"type": "string"},
+          (421,), open=True, media="text/html"),
+    Route("get", "/assets/{name}",
+          "The dashboard's scripts, styles and icon, by content-hashed name (cached a year)",
+          {"type": "string"}, (404, 421), open=True, media="*/*"),
 )  # fmt: skip
 
 
