@@ -29,6 +29,8 @@ from rebalancerd.api.replies import HistoryRecord
 from rebalancerd.api.replies import Portfolio as PortfolioJson
 from rebalancerd.config import Settings
 from rebalancerd.planning.checks import out_of_band
+from rebalancerd.runs.lifecycle import owner_is_dead
+from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import Portfolio
 from rebalancerd.store.snapshots import Snapshot
 
@@ -121,13 +123,19 @@ async def overview(request: web.Request) -> web.Response:
     body = Overview(
         access=request.get(ACCESS, "full"),
         status=scheduler_state(scheduler),
-        daemons_seen=1 + await store.daemons_since(since, scheduler.owner),
+        daemons_seen=1 + await _others(store, since, scheduler.owner),
         runs24h=RunCounts(succeeded=ok, failed=failed),
         total_value=total,
         accounts=accounts_of(request.app[CURRENT]()),
         portfolios=sorted_cards(cards),
     )
     return conditional(request, dumps(body.body()))
+
+
+async def _others(store: Store, since: datetime, me: str) -> int:
+    """Other daemons that ran something since `since`, less those of this host now gone (a
+    restart is a new owner id, not a second daemon)."""
+    return sum(not owner_is_dead(o) for o in await store.daemons_since(since, me))
 
 
 def conditional(request: web.Request, body: bytes) -> web.Response:

@@ -86,7 +86,7 @@ class Overview(Reply):
     success: Literal[True] = True
     access: Literal["full", "read"]
     status: SchedulerState
-    daemons_seen: int  # this one and those that ran something in the last 24 hours
+    daemons_seen: int  # this one and the live ones that ran something in the last 24 hours
     runs24h: RunCounts = Field(alias="runs24h")
     total_value: Euro
     accounts: list[Account]

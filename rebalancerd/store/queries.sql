@@ -260,4 +260,4 @@ SELECT count(*) FILTER (WHERE success) AS ok, count(*) FILTER (WHERE NOT success
 
 -- name: daemons_since
 -- Daemons that started or took over a run since $1 (owner is host:pid:nonce), besides the asker.
-SELECT count(DISTINCT owner) FROM rebalance_runs WHERE started_at >= $1 AND owner <> $2;
+SELECT DISTINCT owner FROM rebalance_runs WHERE started_at >= $1 AND owner <> $2 ORDER BY owner;

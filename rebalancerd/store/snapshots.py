@@ -82,7 +82,6 @@ class SnapshotQueries(Database):
         row = await self.pool.fetchrow(QUERIES["runs_since"], since)
         return int(row["ok"]), int(row["failed"])
 
-    async def daemons_since(self, since: datetime, me: str) -> int:
-        """Other daemons that ran something since `since`."""
-        count: int = await self.pool.fetchval(QUERIES["daemons_since"], since, me)
-        return count
+    async def daemons_since(self, since: datetime, me: str) -> list[str]:
+        """The owner ids of other daemons that ran something since `since`."""
+        return [r["owner"] for r in await self.pool.fetch(QUERIES["daemons_since"], since, me)]

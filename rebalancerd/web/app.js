@@ -64,7 +64,7 @@
       s.config.dryRunMode ? h('li', {}, h('span.badge.warn', { text: 'dry run: no orders placed' })) : null,
       state.access === 'read' ? h('li', {}, h('span.badge', { text: 'read-only' })) : null,
       h('li', {}, 'next wake ', h('strong', {}, RB.time(s.nextWakeAt, 'none'))),
-      h('li', {}, 'daemons seen ', h('strong', { text: String(o.daemonsSeen) })),
+      h('li', { title: 'this daemon and any other that ran something in the last 24 h' }, 'daemons seen (24 h) ', h('strong', { text: String(o.daemonsSeen) })),
       h('li', { id: 'updated' }, agoText()),
     ];
     statusEl.replaceChildren(...items.filter(Boolean));
