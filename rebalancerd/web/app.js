@@ -82,6 +82,13 @@
     if (el) el.textContent = agoText();
   }, 1000);
 
+  /** What an action could not do: stays until the next navigation. */
+  function notify(text) {
+    const notice = document.getElementById('notice');
+    notice.textContent = text || '';
+    notice.hidden = !text;
+  }
+
   function setBanner(text) {
     banner.hidden = !text;
     banner.textContent = text || '';
@@ -189,7 +196,11 @@
       reconnectTimer = setTimeout(() => { state.stream = null; route(opts); }, 3000);
     }
   }
-  window.addEventListener('hashchange', () => route());
+  window.addEventListener('hashchange', async () => {
+    notify('');
+    await route();
+    if (!location.hash.includes('/run/')) main.focus({ preventScroll: false }); // a new view: start reading there
+  });
 
   const canWrite = () => state.access === 'full';
 
@@ -280,7 +291,7 @@
     box.addEventListener('change', async () => {
       box.disabled = true;
       const res = await api('PUT', '/api/portfolios/manage', { id: p.id, rebalanceEnabled: box.checked });
-      if (!res.ok) { box.checked = !box.checked; setBanner(res.body.error); }
+      if (!res.ok) { box.checked = !box.checked; notify(res.body.error); }
       box.disabled = false;
       route({ quiet: true });
     });
@@ -289,7 +300,7 @@
 
   async function control(action) {
     const res = await api('POST', '/api/scheduler', { action });
-    if (!res.ok) setBanner(res.body.error);
+    if (!res.ok) notify(res.body.error);
     route({ quiet: true });
   }
 

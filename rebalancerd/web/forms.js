@@ -55,6 +55,59 @@
     return getComputedStyle(document.documentElement).getPropertyValue('--c' + RB.colourIndex(symbol)).trim();
   };
 
+  // ---- the next run times of what is typed in the interval field (the daemon decides; UTC)
+
+  const STEPS = { hourly: 3600e3, daily: 864e5, weekly: 6048e5 };
+
+  function cronField(text, lo, hi) {
+    const allowed = new Set();
+    for (const part of text.split(',')) {
+      const m = /^(\*|(\d+)(?:-(\d+))?)(?:\/(\d+))?$/.exec(part);
+      if (!m) return null;
+      const step = m[4] ? Number(m[4]) : 1;
+      let from = lo;
+      let to = hi;
+      if (m[1] !== '*') { from = Number(m[2]); to = m[3] ? Number(m[3]) : (m[4] ? hi : from); }
+      if (from < lo || to > hi || from > to || step < 1) return null;
+      for (let v = from; v <= to; v += step) allowed.add(v);
+    }
+    return allowed;
+  }
+
+  /** The next `count` times of a fixed interval or a 5-field cron, from `now`; null if unread. */
+  RB.nextRuns = function (text, count, now) {
+    const t = text.trim().toLowerCase();
+    if (t in STEPS) return Array.from({ length: count }, (_, i) => new Date(now.getTime() + i * STEPS[t]));
+    if (t === 'monthly') {
+      return Array.from({ length: count }, (_, i) => {
+        const d = new Date(now.getTime());
+        const day = d.getUTCDate();
+        d.setUTCDate(1);
+        d.setUTCMonth(d.getUTCMonth() + i);
+        const last = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 0)).getUTCDate();
+        d.setUTCDate(Math.min(day, last)); // the 31st clamps to the month's end
+        return d;
+      });
+    }
+    const f = t.split(/\s+/);
+    if (f.length !== 5) return null;
+    const [min, hour, dom, mon, dow] = [cronField(f[0], 0, 59), cronField(f[1], 0, 23),
+      cronField(f[2], 1, 31), cronField(f[3], 1, 12), cronField(f[4], 0, 7)];
+    if (!min || !hour || !dom || !mon || !dow) return null;
+    if (dow.has(7)) dow.add(0);
+    const domAny = f[2] === '*';
+    const dowAny = f[4] === '*';
+    const out = [];
+    const d = new Date(Math.floor(now.getTime() / 60e3) * 60e3 + 60e3);
+    for (let i = 0; i < 600000 && out.length < count; i += 1, d.setTime(d.getTime() + 60e3)) {
+      if (!min.has(d.getUTCMinutes()) || !hour.has(d.getUTCHours()) || !mon.has(d.getUTCMonth() + 1)) continue;
+      const dayOk = domAny || dowAny ? dom.has(d.getUTCDate()) && dow.has(d.getUTCDay())
+        : dom.has(d.getUTCDate()) || dow.has(d.getUTCDay());
+      if (dayOk) out.push(new Date(d.getTime()));
+    }
+    return out.length ? out : null;
+  };
+
   const FIELDS = [
     { key: 'name', label: 'Name', type: 'text', example: 'My portfolio', required: true },
     { key: 'account', label: 'Account', type: 'account', example: 'default',
@@ -158,6 +211,7 @@
           control, field.unit ? h('span.unit', { text: field.unit }) : null, hint, error);
       }
       controls[field.key] = control;
+      if (field.key === 'rebalanceInterval') wrap.append(intervalPreview(control));
       form.append(wrap);
     }
     const save = h('button.primary', { type: 'submit', text: editing ? 'Save changes' : 'Create portfolio' });
@@ -189,6 +243,18 @@
     return form;
   };
 
+  function intervalPreview(control) {
+    const out = h('span.hint', { id: 'f-rebalanceInterval-next', 'aria-live': 'polite' });
+    const show = () => {
+      const runs = RB.nextRuns(control.value, 3, new Date());
+      out.textContent = runs ? 'If enabled now, it would run at: ' + runs.map((d) =>
+        d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })).join(' · ') : '';
+    };
+    control.addEventListener('input', show);
+    show();
+    return out;
+  }
+
   function clearErrors(form) {
     for (const el of form.querySelectorAll('.error')) el.textContent = '';
     for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
@@ -209,6 +275,6 @@
       first = first || control;
     }
     form.querySelector('#form-error').textContent = general.join('; ');
-    if (first) first.focus();
+    if (first) (first.matches('fieldset') ? first.querySelector('input') : first).focus();
   }
 })();

@@ -202,6 +202,8 @@ def test_a_portfolio_is_created_through_the_form(
     page.get_by_role("link", name="New portfolio").click()
     page.get_by_label("Name").fill("Made in the browser")
     page.get_by_label("Account").select_option("sandbox")
+    page.get_by_label("Interval").fill("0 9 * * 1")
+    expect(page.locator("#f-rebalanceInterval-next")).to_contain_text("would run at")
     page.get_by_label("Interval").fill("daily")
     page.get_by_role("button", name="Create portfolio").click()
     expect(page.locator("h1")).to_have_text("Made in the browser")
