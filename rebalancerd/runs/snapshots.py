@@ -8,10 +8,11 @@ fail the run it describes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rebalancerd.exchange.protocol import ExchangeError, Quote
 from rebalancerd.planning.checks import mid
@@ -31,11 +32,12 @@ CENT = Decimal("0.01")
 
 @dataclass(frozen=True)
 class Taken:
-    """A snapshot as written for a run (so its "after" can repeat it when nothing traded)."""
+    """A run's valuation when it was planned: its "before" snapshot, written after the orders."""
 
     portfolio_id: str
     run_id: int | None
     fields: SnapshotFields | None  # None: the run could not value the portfolio
+    at: datetime | None = None  # None: the time it is written
 
 
 def fields_of(
@@ -45,11 +47,15 @@ def fields_of(
     quotes: Mapping[str, Quote],
 ) -> SnapshotFields:
     """What a snapshot records of a plan's valuation (pure)."""
-    holdings = {}
+    holdings: dict[str, dict[str, Decimal]] = {}
     for symbol, amount in amounts.items():
         quote = quotes.get(symbol)
-        worth = amount if symbol == CASH else amount * mid(quote) if quote else Decimal(0)
-        holdings[symbol] = {"amount": amount.normalize(), "value": worth.quantize(CENT)}
+        price = Decimal(1) if symbol == CASH else mid(quote) if quote else Decimal(0)
+        holdings[symbol] = {
+            "amount": amount.normalize(),
+            "value": (amount * price).quantize(CENT),
+            "price": price.normalize(),  # the mid it was valued at (the "after" point reuses it)
+        }
     return SnapshotFields(
         value=value.quantize(CENT),
         weights={s: w.quantize(WEIGHT) for s, w in weights.items()},
@@ -65,13 +71,54 @@ def planned_fields(planned: RunPlan) -> SnapshotFields | None:
     return fields_of(plan.current_weights, plan.value, planned.amounts, planned.quotes)
 
 
-async def record(
-    store: Store, portfolio_id: str, kind: str, planned: RunPlan, run_id: int | None
-) -> Taken:
-    """Write the snapshot of `planned` (if it valued anything); what was written."""
-    taken = Taken(portfolio_id, run_id, planned_fields(planned))
-    await record_again(store, taken, kind)
-    return taken
+def taken(portfolio_id: str, run_id: int | None, planned: RunPlan, at: datetime) -> Taken:
+    """The valuation of a run's planning, to be written later."""
+    return Taken(portfolio_id, run_id, planned_fields(planned), at)
+
+
+def after_fills(fields: SnapshotFields, orders: Iterable[Mapping[str, Any]]) -> SnapshotFields:
+    """The holdings once `orders` filled, valued at the prices of `fields` (pure).
+
+    A filled buy adds its volume and spends cost + fee in EUR; a sell the reverse. Pricing at the
+    run's own quotes keeps the "after" point free of an extra exchange call on the run's path.
+    """
+    amounts = {s: Decimal(h["amount"]) for s, h in fields.holdings.items()}
+    prices = {s: Decimal(h["price"]) for s, h in fields.holdings.items() if "price" in h}
+    for order in orders:
+        volume = Decimal(str(order.get("volumeExecuted") or 0))
+        cost, fee = Decimal(str(order.get("cost") or 0)), Decimal(str(order.get("fee") or 0))
+        sign = 1 if order["side"] == "buy" else -1
+        symbol = str(order["symbol"])
+        amounts[symbol] = amounts.get(symbol, Decimal(0)) + sign * volume
+        if volume and cost and not prices.get(symbol):
+            prices[symbol] = cost / volume  # an asset the run had no quote for: its fill price
+        amounts[CASH] = amounts.get(CASH, Decimal(0)) - sign * cost - fee
+    prices[CASH] = Decimal(1)
+    values = {s: a * prices.get(s, Decimal(0)) for s, a in amounts.items()}
+    total = sum(values.values(), Decimal(0))
+    weights = {s: v * 100 / total if total else Decimal(0) for s, v in values.items()}
+    return SnapshotFields(
+        value=total.quantize(CENT),
+        weights={s: w.quantize(WEIGHT) for s, w in weights.items()},
+        holdings={
+            s: {
+                "amount": amounts[s].normalize(),
+                "value": values[s].quantize(CENT),
+                "price": prices.get(s, Decimal(0)),
+            }
+            for s in amounts
+        },
+    )
+
+
+async def record_run(store: Store, before: Taken, orders: Iterable[Mapping[str, Any]]) -> None:
+    """A run's two snapshots: as planned, and once the orders that filled are counted."""
+    if before.fields is None:
+        return
+    filled = [o for o in orders if o.get("status") in ("filled", "canceled")]
+    after = after_fills(before.fields, filled) if filled else before.fields
+    await record_again(store, before, "before")
+    await record_again(store, Taken(before.portfolio_id, before.run_id, after), "after")
 
 
 async def record_again(store: Store, taken: Taken, kind: str) -> None:
@@ -79,7 +126,7 @@ async def record_again(store: Store, taken: Taken, kind: str) -> None:
     if taken.fields is None:
         return
     try:
-        await store.insert_snapshot(taken.portfolio_id, kind, taken.fields, taken.run_id)
+        await store.insert_snapshot(taken.portfolio_id, kind, taken.fields, taken.run_id, taken.at)
     except DB_ERRORS as exc:
         log.warning("[Rebalance:%s] WARN: snapshot not written: %s", taken.portfolio_id, exc)
 
@@ -98,7 +145,8 @@ async def tick(store: Store, runs: RunManager, keep_days: int, every_portfolio: 
         except ExchangeError as exc:
             log.warning("[Scheduler] Snapshot of %s failed: %s", portfolio.id, exc)
             continue
-        if planned is not None and planned.plan is not None:
-            await record(store, portfolio.id, "tick", planned, None)
+        fields = None if planned is None else planned_fields(planned)
+        if fields is not None:
+            await record_again(store, Taken(portfolio.id, None, fields), "tick")
             written += 1
     return written

@@ -147,41 +147,26 @@ class Executor:
     ) -> RunOutcome:
         """Each step returns the outcome so far, so an exchange failure keeps what went before."""
         outcome = RunOutcome()
+        before: snapshots.Taken | None = None  # written once the orders are done, off their path
         try:
             planned = await self.plan_run(portfolio, exchange)
             outcome = planned.outcome()
-            before = await snapshots.record(self.store, run.portfolio_id, "before", planned, run.id)
+            before = snapshots.taken(run.portfolio_id, run.id, planned, self.clock())
             plan = planned.tradable
             if plan is None:
                 return outcome
             _log_plan(portfolio.id, plan)
             if run.dry_run:
-                await snapshots.record_again(self.store, before, "after")
-                return outcome.with_orders(planned_json(o) for o in plan.orders)
+                outcome = outcome.with_orders(planned_json(o) for o in plan.orders)
+                return outcome
             outcome = await self._trade(run, exchange, planned, plan, outcome, stopping)
-            await self._after(run, portfolio, exchange, outcome, before)
             return outcome
         except ExchangeError as exc:
-            return outcome.failed(self._exchange_failure(exc))
-
-    async def _after(
-        self,
-        run: Run,
-        portfolio: Portfolio,
-        exchange: Exchange,
-        outcome: RunOutcome,
-        before: snapshots.Taken,
-    ) -> None:
-        """The "after" snapshot: read again when something filled, else the same holdings."""
-        if not any(o["status"] in ("filled", "canceled") for o in outcome.orders):
-            await snapshots.record_again(self.store, before, "after")
-            return
-        try:
-            planned = await self.plan_run(portfolio, exchange)
-        except ExchangeError as exc:  # the run's result stands; only its chart point is missing
-            _log(portfolio.id, logging.WARNING, "WARN", "No snapshot after the run: %s", exc)
-            return
-        await snapshots.record(self.store, run.portfolio_id, "after", planned, run.id)
+            outcome = outcome.failed(self._exchange_failure(exc))
+            return outcome
+        finally:
+            if before is not None:
+                await snapshots.record_run(self.store, before, outcome.orders)
 
     async def _trade(
         self,

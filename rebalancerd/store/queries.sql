@@ -227,8 +227,8 @@ SELECT * FROM paper_orders WHERE account = $1 AND txid = ANY($2::text[]);
 -- ===== dashboard: snapshots and the overview's aggregates =====
 
 -- name: insert_snapshot
-INSERT INTO portfolio_snapshots (portfolio_id, kind, value, weights, holdings, run_id)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO portfolio_snapshots (portfolio_id, kind, value, weights, holdings, run_id, taken_at)
+VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()))
 RETURNING *;
 
 -- name: list_snapshots

@@ -42,7 +42,12 @@ class SnapshotQueries(Database):
     """The portfolio_snapshots table, and the counts the dashboard's overview shows."""
 
     async def insert_snapshot(
-        self, portfolio_id: str, kind: str, fields: SnapshotFields, run_id: int | None = None
+        self,
+        portfolio_id: str,
+        kind: str,
+        fields: SnapshotFields,
+        run_id: int | None = None,
+        taken_at: datetime | None = None,  # None: now
     ) -> Snapshot:
         row = await self.pool.fetchrow(
             QUERIES["insert_snapshot"],
@@ -52,6 +57,7 @@ class SnapshotQueries(Database):
             _text(fields.weights),
             _text(fields.holdings),
             run_id,
+            taken_at,
         )
         return from_record(Snapshot, row)
 

@@ -12,7 +12,7 @@ from rebalancerd.api.dashboard import drift
 from rebalancerd.api.web_site import hashed_name
 from rebalancerd.config import ConfigError, load_settings
 from rebalancerd.exchange.protocol import Quote
-from rebalancerd.runs.snapshots import fields_of
+from rebalancerd.runs.snapshots import after_fills, fields_of
 from rebalancerd.store.rows import Portfolio
 from rebalancerd.store.snapshots import Snapshot
 
@@ -69,8 +69,31 @@ def test_snapshot_fields_value_each_holding_at_mid() -> None:
     )
     assert fields.value == Decimal("150.00")
     assert fields.weights == {"BTC": Decimal("66.6667"), "EUR": Decimal("33.3333")}
-    assert fields.holdings["BTC"] == {"amount": Decimal(1), "value": Decimal("100.00")}
-    assert fields.holdings["EUR"] == {"amount": Decimal(50), "value": Decimal("50.00")}
+    assert fields.holdings["BTC"] == {
+        "amount": Decimal(1),
+        "value": Decimal("100.00"),
+        "price": Decimal(100),
+    }
+    assert fields.holdings["EUR"]["value"] == Decimal("50.00")
+
+
+def test_after_fills_moves_the_amounts_and_cash_at_the_same_prices() -> None:
+    quote = Quote("XBTZEUR", Decimal(99), Decimal(101), Decimal(100), NOW)
+    before = fields_of(
+        {"BTC": Decimal(0), "EUR": Decimal(100)},
+        Decimal(1000),
+        {"BTC": Decimal(0), "EUR": Decimal(1000)},
+        {"BTC": quote},
+    )
+    buy = {"symbol": "BTC", "side": "buy", "status": "filled", "volumeExecuted": "6",
+           "cost": "606", "fee": "1.5"}  # fmt: skip
+    after = after_fills(before, [buy])
+    assert after.holdings["BTC"]["amount"] == Decimal(6)
+    assert after.holdings["EUR"]["amount"] == Decimal("392.5")
+    assert after.value == Decimal("992.50")  # 600 at mid + 392.50 cash: spread and fee are gone
+    assert after.weights == {"BTC": Decimal("60.4534"), "EUR": Decimal("39.5466")}
+    sell = {**buy, "side": "sell", "volumeExecuted": "6", "cost": "594", "fee": "1.5"}
+    assert after_fills(after, [sell]).holdings["EUR"]["amount"] == Decimal("985")
 
 
 @pytest.mark.parametrize(
