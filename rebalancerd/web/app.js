@@ -156,13 +156,14 @@
   }
 
   document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState === 'visible') { listen(); } else { stopStream(); }
+    if (document.visibilityState === 'visible') { route({ quiet: true }); } else { stopStream(); clearTimeout(refreshTimer); }
   });
 
   // ---- router: #/ overview, #/p/ID portfolio, #/p/ID/run/HID a run, #/p/ID/edit, #/new
 
   let rendering = 0;
   async function route(opts) {
+    if (opts && opts.quiet && document.visibilityState !== 'visible') return; // caught up when shown
     if (needsToken && !sessionStorage.getItem(TOKEN_KEY)) { askForToken(''); return; }
     const hash = location.hash.replace(/^#/, '') || '/';
     // A refresh only keeps what is on screen (a form being typed in) when it is this view.
@@ -179,6 +180,7 @@
       document.body.classList.toggle('read-only', state.access === 'read');
       if (!state.lost) setBanner('');
       renderStatus();
+      if (parts[0] !== 'p' || parts[2] === 'edit') { if (!quiet) releaseCharts(); }
       if (parts[0] === 'p' && parts[1]) {
         if (parts[2] === 'edit') await editView(parts[1], quiet);
         else await portfolioView(parts[1], parts[2] === 'run' ? parts[3] : null, quiet, ticket);
@@ -385,6 +387,7 @@
       assetTable(p, card.snapshot),
       h('h2', { id: 'history', text: 'Run history' }),
       historyTable(history.ok ? history.body.history : [], runId, open));
+    releaseCharts();
     main.replaceChildren(view);
     if (runId && !quiet) {
       const row = document.getElementById('run-' + runId);
@@ -480,10 +483,18 @@
     return [{ stroke: text, grid: { stroke: grid } }, { stroke: text, grid: { stroke: grid }, size: 60 }];
   }
 
+  const charts_ = []; // the charts on screen, released before a view is drawn again
+
+  function releaseCharts() {
+    for (const { chart, observer } of charts_.splice(0)) { observer.disconnect(); chart.destroy(); }
+  }
+
   function plot(box, data, series, axes) {
     const width = Math.max(200, box.clientWidth - 16);
     const chart = new window.uPlot({ width, height: 200, series: [{}, ...series], axes, legend: { live: false }, cursor: { drag: { x: false, y: false } } }, data, box);
-    new ResizeObserver(() => chart.setSize({ width: Math.max(200, box.clientWidth - 16), height: 200 })).observe(box);
+    const observer = new ResizeObserver(() => chart.setSize({ width: Math.max(200, box.clientWidth - 16), height: 200 }));
+    observer.observe(box);
+    charts_.push({ chart, observer });
   }
 
   // ---- create and edit

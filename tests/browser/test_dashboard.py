@@ -252,6 +252,34 @@ def test_a_change_made_through_the_api_shows_without_a_reload(
     assert page.evaluate("window.sameDocument") is True  # no reload happened
 
 
+HIDE = """(hidden) => {
+    Object.defineProperty(document, 'visibilityState', {value: hidden ? 'hidden' : 'visible',
+                                                        configurable: true});
+    document.dispatchEvent(new Event('visibilitychange'));
+}"""
+
+
+def test_a_hidden_tab_closes_its_stream_and_catches_up_when_shown(
+    browser: Browser, daemon: DaemonProcess, request: pytest.FixtureRequest
+) -> None:
+    watched = open_page(browser, daemon, request)
+    sign_in(watched)
+    page = watched.page
+    pid = portfolios(daemon)[0]["id"]
+    with page.expect_event("requestfailed", lambda r: "/api/events" in r.url):
+        page.evaluate(HIDE, True)  # the stream is aborted: nothing can make the page fetch
+    seen = len(watched.requests)
+    call(daemon, "PUT", "/api/portfolios/manage", {"id": pid, "name": "Renamed while hidden"})
+    # An absence needs a wait: an open stream brings a change in ~0.3 s; give it 1.5 s.
+    page.wait_for_timeout(1500)
+    assert watched.requests[seen:] == []
+    page.evaluate(HIDE, False)
+    expect(page.locator(f'li.card[data-portfolio="{pid}"] h2')).to_have_text(
+        "Renamed while hidden", timeout=5000
+    )
+    assert any("/api/events" in url for url in watched.requests[seen:])
+
+
 def test_the_read_only_token_sees_everything_and_changes_nothing(
     browser: Browser, daemon: DaemonProcess, request: pytest.FixtureRequest
 ) -> None:
