@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # runs/trade.py writes snapshots: imported for types only, no
 
 log = logging.getLogger(__name__)
 CASH = "EUR"
+Row = tuple[str, str, SnapshotFields, int | None, datetime | None]  # see Store.insert_snapshots
 WEIGHT = Decimal("0.0001")  # percent to 4 places: far finer than a chart or a band needs
 CENT = Decimal("0.01")
 
@@ -117,18 +118,16 @@ async def record_run(store: Store, before: Taken, orders: Iterable[Mapping[str, 
         return
     filled = [o for o in orders if o.get("status") in ("filled", "canceled")]
     after = after_fills(before.fields, filled) if filled else before.fields
-    await record_again(store, before, "before")
-    await record_again(store, Taken(before.portfolio_id, before.run_id, after), "after")
+    pid, run_id = before.portfolio_id, before.run_id
+    await _write(store, pid, [(pid, "before", before.fields, run_id, before.at),
+                              (pid, "after", after, run_id, None)])  # fmt: skip
 
 
-async def record_again(store: Store, taken: Taken, kind: str) -> None:
-    """Write `taken`'s holdings once more as `kind` (an "after" when nothing traded)."""
-    if taken.fields is None:
-        return
+async def _write(store: Store, pid: str, rows: list[Row]) -> None:
     try:
-        await store.insert_snapshot(taken.portfolio_id, kind, taken.fields, taken.run_id, taken.at)
-    except DB_ERRORS as exc:
-        log.warning("[Rebalance:%s] WARN: snapshot not written: %s", taken.portfolio_id, exc)
+        await store.insert_snapshots(rows)
+    except DB_ERRORS as exc:  # the run's result stands; only its chart points are missing
+        log.warning("[Rebalance:%s] WARN: snapshot not written: %s", pid, exc)
 
 
 async def tick(store: Store, runs: RunManager, keep_days: int, every_portfolio: bool) -> int:
@@ -136,7 +135,7 @@ async def tick(store: Store, runs: RunManager, keep_days: int, every_portfolio: 
     await store.prune_snapshots(keep_days)
     if not every_portfolio:
         return 0
-    written = 0
+    rows: list[Row] = []
     for portfolio in await store.list_portfolios():
         if not portfolio.rebalance_enabled:
             continue
@@ -147,6 +146,7 @@ async def tick(store: Store, runs: RunManager, keep_days: int, every_portfolio: 
             continue
         fields = None if planned is None else planned_fields(planned)
         if fields is not None:
-            await record_again(store, Taken(portfolio.id, None, fields), "tick")
-            written += 1
-    return written
+            rows.append((portfolio.id, "tick", fields, None, None))
+    if rows:
+        await _write(store, "tick", rows)
+    return len(rows)

@@ -231,6 +231,10 @@ INSERT INTO portfolio_snapshots (portfolio_id, kind, value, weights, holdings, r
 VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()))
 RETURNING *;
 
+-- name: snapshots_commit_lazily
+-- A snapshot lost in a crash is one chart point: its commit need not wait for the disk.
+SET LOCAL synchronous_commit = off;
+
 -- name: list_snapshots
 -- The newest $4 snapshots of a portfolio in [$2, $3], returned oldest first (a chart's order).
 SELECT * FROM (

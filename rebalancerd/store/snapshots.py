@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -60,6 +60,19 @@ class SnapshotQueries(Database):
             taken_at,
         )
         return from_record(Snapshot, row)
+
+    async def insert_snapshots(
+        self, rows: Sequence[tuple[str, str, SnapshotFields, int | None, datetime | None]]
+    ) -> None:
+        """Write several snapshots, (portfolio, kind, fields, run id, time or None for now), in
+        one transaction that does not wait for the disk (runs write theirs on their path)."""
+        args = [
+            (pid, kind, f.value, _text(f.weights), _text(f.holdings), run_id, at)
+            for pid, kind, f, run_id, at in rows
+        ]
+        async with self.transaction() as conn:
+            await conn.execute(QUERIES["snapshots_commit_lazily"])
+            await conn.executemany(QUERIES["insert_snapshot"], args)
 
     async def list_snapshots(
         self, portfolio_id: str, since: datetime | None, until: datetime | None, limit: int
