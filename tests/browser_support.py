@@ -4,6 +4,13 @@ No browser is downloaded: Playwright launches the executable at CHROMIUM (overri
 $CHROMIUM_PATH). `.ci/run` installs the package when it is missing. Use `launch()` for a
 browser per module and `Watched` for a page that records console errors and every request
 that left for another host.
+
+    with launch() as browser:                       # one per module: it takes ~0.5 s to start
+        watched = Watched.open(browser, "http://127.0.0.1:8080")   # or "file://" for a file
+        watched.page.goto(...)
+        assert watched.console_errors == [] and watched.foreign == []
+        assert watched.horizontal_overflow() == 0    # e.g. at PHONE width
+        watched.close()
 """
 
 from __future__ import annotations
@@ -78,7 +85,9 @@ class Watched:
     def _request(self, request: Request) -> None:
         self.requests.append(request.url)
         parts = urlsplit(request.url)
-        local = parts.scheme in ("data", "blob", "about")
+        local = parts.scheme in ("data", "blob", "about") or (
+            parts.scheme == "file" and self.origin == "file://"  # a report opened from disk
+        )
         if not local and f"{parts.scheme}://{parts.netloc}" != self.origin:
             self.foreign.append(request.url)
 

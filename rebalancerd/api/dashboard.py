@@ -31,6 +31,7 @@ from rebalancerd.config import Settings
 from rebalancerd.planning.checks import out_of_band
 from rebalancerd.runs.lifecycle import owner_is_dead
 from rebalancerd.store.repository import Store
+from rebalancerd.store.rows import HistoryRecord as StoredHistory
 from rebalancerd.store.rows import Portfolio
 from rebalancerd.store.snapshots import Snapshot
 
@@ -92,7 +93,9 @@ def drift(portfolio: Portfolio, snapshot: Snapshot | None) -> tuple[float | None
     return (float(round(gaps[symbol], 2)) if symbol else None), symbol, outside
 
 
-def card(portfolio: Portfolio, snapshot: Snapshot | None, last: Any) -> PortfolioCard:
+def card(
+    portfolio: Portfolio, snapshot: Snapshot | None, last: StoredHistory | None
+) -> PortfolioCard:
     """One overview card; `attention` orders them: failed, outside its band, the rest."""
     largest, symbol, outside = drift(portfolio, snapshot)
     failed = last is not None and not last.success
