@@ -71,8 +71,12 @@ def weights(draw: st.DrawFn, symbols: list[str]) -> dict[str, Decimal]:
     parts = [draw(PARTS) for _ in symbols]
     parts[0] = parts[0] or 1
     total = sum(parts)
-    shares = [(D(p) * 100 / total).quantize(D("0.01")) for p in parts[:-1]]
-    shares = [min(s, 100 - sum(shares[:i], D(0))) for i, s in enumerate(shares)]
+    shares: list[Decimal] = []
+    for p in parts[:-1]:
+        # Each share is capped by what the earlier (already capped) ones left: rounding them up
+        # could otherwise leave the last share at -0.01.
+        share = (D(p) * 100 / total).quantize(D("0.01"))
+        shares.append(min(share, 100 - sum(shares, D(0))))
     return dict(zip(symbols, [*shares, 100 - sum(shares, D(0))], strict=True))
 
 
