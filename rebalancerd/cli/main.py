@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     from rebalancerd.cli import client
 
     client.add_commands(sub)
+    # ===== backtest (issue 18) =====
+    from rebalancerd.backtest.command import add_command as add_backtest
+
+    add_backtest(sub)
+    # ===== end backtest =====
     return parser
 
 
