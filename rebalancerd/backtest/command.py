@@ -117,6 +117,8 @@ def weights(text: str) -> dict[str, Decimal]:
         if symbol in out:
             raise argparse.ArgumentTypeError(f"{symbol} is given twice")
         out[symbol] = weight
+    if all(symbol == "EUR" for symbol in out):
+        raise argparse.ArgumentTypeError("at least one asset besides EUR is needed")
     total = sum(out.values(), Decimal(0))
     if total != 100:
         raise argparse.ArgumentTypeError(f"weights sum to {total}, not 100")

@@ -72,6 +72,7 @@ class Trace:
     """What one strategy did: curves per step (after that step's trades) and its money."""
 
     strategy: Strategy
+    start: int = 0  # time of the first step, whose orders are the first allocation
     equity: list[float] = field(default_factory=list)  # EUR at mid
     drift: list[float] = field(default_factory=list)  # pp, largest |weight - target|, pre-trade
     fills: list[Fill] = field(default_factory=list)
@@ -85,8 +86,7 @@ class Trace:
 
     def after_start(self) -> list[Fill]:
         """Fills of the rebalances, without the first allocation."""
-        start = self.fills[0].time if self.fills else 0
-        return [f for f in self.fills if f.time != start]
+        return [f for f in self.fills if f.time != self.start]
 
 
 class Book:

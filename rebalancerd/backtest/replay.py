@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from rebalancerd.backtest.engine import (
@@ -31,10 +31,9 @@ def replay(
     assets = setup.assets
     closes = [prices.closes[s] for s in assets]
     targets = {s: float(w) for s, w in setup.weights.items()}
-    limits = _limits(strategy, targets)
-    slots = Slots(strategy.rule, prices.times[0]) if strategy.rule is not None else None
+    due = _trigger(strategy, targets, prices.times[0])
     book = Book(assets, setup.value)
-    trace = Trace(strategy)
+    trace = Trace(strategy, start=prices.times[0])
     first_rules, rules = setup.rules(None), setup.rules(strategy)
     for k, ts in enumerate(prices.times):
         row = [c[k] for c in closes]
@@ -42,13 +41,7 @@ def replay(
             _trade(trace, book, prices, k, setup, first_rules)
         total, gaps = _gaps(book, row, targets)
         trace.drift.append(max(gaps.values()))
-        if k == 0:
-            traded = False
-        elif slots is not None:
-            traded = slots.due(ts) and _trade(trace, book, prices, k, setup, rules)
-        else:  # hold has no limits: it never trades again
-            near = any(gaps[s] - limit > -BAND_SLACK for s, limit in limits.items())
-            traded = near and _trade(trace, book, prices, k, setup, rules)
+        traded = k > 0 and due(ts, gaps) and _trade(trace, book, prices, k, setup, rules)
         trace.equity.append(book.value(row) if traded else total)
         if progress is not None and k % PROGRESS_EVERY == 0:
             progress(k)
@@ -64,6 +57,18 @@ def _gaps(
     """Total value, and each target's |weight - target| in pp."""
     total, weights = book.weights(row)
     return total, {s: abs(weights.get(s, 0.0) - t) for s, t in targets.items()}
+
+
+def _trigger(
+    strategy: Strategy, targets: Mapping[str, float], anchor: int
+) -> Callable[[int, Mapping[str, float]], bool]:
+    """When a step goes to the planner: at a schedule's slots, or when a band may be breached."""
+    if strategy.rule is not None:
+        slots = Slots(strategy.rule, anchor)
+        return lambda ts, gaps: slots.due(ts)
+    # Bands: a step clearly inside the band is one the planner would not trade (tested).
+    limits = _limits(strategy, targets)  # none for hold: it never trades again
+    return lambda ts, gaps: any(gaps[s] - limit > -BAND_SLACK for s, limit in limits.items())
 
 
 def _limits(strategy: Strategy, targets: Mapping[str, float]) -> dict[str, float]:

@@ -18,13 +18,14 @@ from rebalancerd.backtest import prices as price_data
 from rebalancerd.backtest.command import FEE_TIERS
 from rebalancerd.backtest.engine import CASH, BacktestError, Setup, Trace
 from rebalancerd.backtest.metrics import Metrics, measure
-from rebalancerd.backtest.pairs import load_book
+from rebalancerd.backtest.pairs import PairBook, load_book
 from rebalancerd.backtest.prices import PriceError, Prices, when
 from rebalancerd.backtest.replay import replay_all
 from rebalancerd.backtest.simulate import simulate
 from rebalancerd.backtest.strategies import DEFAULTS, Strategy, parse_strategy
 from rebalancerd.backtest.text import as_json, table
 from rebalancerd.config import EXIT_CONFIG
+from rebalancerd.exchange.protocol import PairRules
 
 DEFAULT_START = datetime(2023, 1, 1, tzinfo=UTC)
 
@@ -38,6 +39,7 @@ class Outcome:
     traces: list[Trace]
     metrics: list[Metrics]
     source: str
+    minimums: bool = True
 
 
 def main(args: argparse.Namespace) -> int:
@@ -74,8 +76,22 @@ def backtest(args: argparse.Namespace, progress: _Bar | None = None) -> Outcome:
         raise PriceError(
             f"no EUR pair rules for {exc.args[0]} (known: {known}; or --no-minimums)"
         ) from None
+    prices, source = _prices(args, book, symbols)
+    setup = _setup(args, pairs)
+    strategies: Sequence[Strategy] = args.strategy or [parse_strategy(s) for s in DEFAULTS]
+    if progress is not None:
+        progress.total = len(prices) * len(strategies)
+    traces = replay_all(prices, setup, strategies, progress)
+    if progress is not None:
+        progress.done()
+    metrics = [measure(t, setup.value, prices.times, prices.step) for t in traces]
+    return Outcome(prices, setup, traces, metrics, source, minimums=not args.no_minimums)
+
+
+def _prices(args: argparse.Namespace, book: PairBook, symbols: list[str]) -> tuple[Prices, str]:
+    """The prices the flags name, and where they came from in a few words."""
     start = int(args.start.timestamp()) if args.start else None
-    end = int(args.end.timestamp()) + 86400 if args.end else None
+    end = int(args.end.timestamp()) + 86400 if args.end else None  # --to is a whole day
     if args.simulate is not None:
         first = start if start is not None else int(DEFAULT_START.timestamp())
         prices = simulate(symbols, args.simulate, args.seed, first)
@@ -86,24 +102,20 @@ def backtest(args: argparse.Namespace, progress: _Bar | None = None) -> Outcome:
         source = csvfiles.describe(series).replace("\n", "; ")
     if len(prices) < 2:
         raise PriceError("fewer than two steps of prices")
+    return prices, source
+
+
+def _setup(args: argparse.Namespace, pairs: dict[str, PairRules]) -> Setup:
     fee = Decimal(FEE_TIERS[args.fee_tier]) if args.fee_tier else args.fee
-    setup = Setup(
+    return Setup(
         weights=args.weights,
         value=args.value,
-        fee_rate=Decimal("0.0040") if fee is None else fee,
+        fee_rate=Decimal(FEE_TIERS["starter"]) if fee is None else fee,
         spread=args.spread_bps / Decimal(10000),
         threshold=args.threshold,
         max_orders=args.max_orders,
         pairs=pairs,
     )
-    strategies: Sequence[Strategy] = args.strategy or [parse_strategy(s) for s in DEFAULTS]
-    if progress is not None:
-        progress.total = len(prices) * len(strategies)
-    traces = replay_all(prices, setup, strategies, progress)
-    if progress is not None:
-        progress.done()
-    metrics = [measure(t, setup.value, prices.times, prices.step) for t in traces]
-    return Outcome(prices, setup, traces, metrics, source)
 
 
 def facts(o: Outcome) -> list[str]:
@@ -114,8 +126,8 @@ def facts(o: Outcome) -> list[str]:
         f"Weights {weights}; start €{s.value}; {when(p.times[0])} .. {when(p.times[-1])}, "
         f"{len(p)} steps of {p.step // 60} min",
         f"Fee {s.fee_rate * 100:.2f}% (EUR), spread {(s.spread * 10000).normalize():f} bps, "
-        f"threshold €{s.threshold}, max orders {s.max_orders or 'none'}, minimums "
-        f"{'off' if s.pairs and all(r.ordermin == 0 for r in s.pairs.values()) else 'on'}",
+        f"threshold €{s.threshold}, max orders {s.max_orders or 'none'}, "
+        f"minimums {'on' if o.minimums else 'off'}",
         f"Prices: {o.source}",
     ]
 

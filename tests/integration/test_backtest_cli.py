@@ -119,3 +119,34 @@ def test_the_readme_example_runs_as_written(
     assert main(words[1:]) == 0
     assert "periodic:weekly" in capsys.readouterr().out
     assert (tmp_path / "backtest.html").stat().st_size > 10_000
+
+
+def test_a_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "rebalancerd", *SIM[:2], "400", *SIM[3:]],
+            stdout=subprocess.PIPE, stderr=terminal, timeout=60, check=True,
+        )  # fmt: skip
+        os.close(terminal)
+        drawn = b""
+        while chunk := _read(controller):
+            drawn += chunk
+    finally:
+        os.close(controller)
+    assert b"\rbacktest [" in drawn and b"%" in drawn
+    assert b"backtest [" not in done.stdout and b"periodic:weekly" in done.stdout
+
+
+def _read(fd: int) -> bytes:
+    import os
+
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the terminal's other end is closed and drained
+        return b""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from datetime import timedelta
 from decimal import Decimal
 
@@ -13,7 +14,7 @@ from rebalancerd.backtest.engine import decimal_close
 from tests.backtest_support import run
 
 PROPS = settings(
-    max_examples=25,
+    max_examples=int(os.environ.get("PROPS", "25")),  # PROPS=400 for a longer search
     deadline=timedelta(seconds=5),
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -42,8 +43,11 @@ def weights(draw: st.DrawFn) -> str:
     fee=st.sampled_from(["0.0005", "0.0026", "0.004", "0.01"]),
 )
 def test_fees_only_lower_the_final_value(seed: int, mix: str, strategy: str, fee: str) -> None:
+    # Without minimums: with them, an order just above costmin in one run can fall below it
+    # in the other, the runs then hold different coins, and either may end higher (found by
+    # this test: seed 8308, DOGE=1,BTC=1,ETH=1,SOL=1,ADA=1,EUR=95, band-rel:20, fee 0.004).
     common = ("--simulate", "45", "--seed", str(seed), "--weights", mix, "--strategy", strategy,
-              "--threshold", "0")  # fmt: skip
+              "--threshold", "0", "--no-minimums")  # fmt: skip
     free = run(*common, "--fee", "0").traces[0]
     paid = run(*common, "--fee", fee).traces[0]
     assert paid.fees > 0
