@@ -57,10 +57,11 @@ def add_command(sub: Any) -> None:
     )
     cmd.add_argument(
         "--strategy",
-        action="append",
+        action="extend",
+        nargs="+",
         type=_strategy,
         metavar="SPEC",
-        help="a strategy (repeatable)",
+        help="strategies to compare (repeatable; default: the four kinds below)",
     )
     cmd.add_argument("--from", dest="start", type=_date, metavar="YYYY-MM-DD", help="first day")
     cmd.add_argument("--to", dest="end", type=_date, metavar="YYYY-MM-DD", help="last day")
@@ -69,7 +70,7 @@ def add_command(sub: Any) -> None:
     )
     fee = cmd.add_mutually_exclusive_group()
     fee.add_argument("--fee", type=_fraction, help="taker fee as a fraction (default 0.0040)")
-    fee.add_argument("--fee-tier", choices=sorted(FEE_TIERS), help="Kraken Pro taker fee tier")
+    fee.add_argument("--fee-tier", choices=list(FEE_TIERS), help="Kraken Pro taker fee tier")
     cmd.add_argument("--spread-bps", type=_bps, default=Decimal(10), help="bid-ask spread (10)")
     cmd.add_argument(
         "--threshold",

@@ -93,6 +93,8 @@ def _prices(args: argparse.Namespace, book: PairBook, symbols: list[str]) -> tup
     start = int(args.start.timestamp()) if args.start else None
     end = int(args.end.timestamp()) + 86400 if args.end else None  # --to is a whole day
     if args.simulate is not None:
+        if end is not None:
+            raise PriceError("--to does not apply to --simulate: DAYS sets the length")
         first = start if start is not None else int(DEFAULT_START.timestamp())
         prices = simulate(symbols, args.simulate, args.seed, first)
         source = f"simulated: correlated random walks, seed {args.seed}"

@@ -30,18 +30,19 @@ def test_the_table_names_every_default_strategy(capsys: pytest.CaptureFixture[st
 
 def test_json_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = tmp_path / "out.html"
-    code = main([*SIM, "--json", "--fee-tier", "50k", "--strategy", "band:2",
+    code = main([*SIM, "--json", "--fee-tier", "50k", "--strategy", "band:2", "hold",
                  "--strategy", "periodic:0 9 * * 1", "--report", str(report)])  # fmt: skip
     assert code == 0
     body = orjson.loads(capsys.readouterr().out)
     assert body["settings"]["fee"] == "0.0024"
-    assert [s["strategy"] for s in body["strategies"]] == ["band:2", "periodic:0 9 * * 1"]
+    labels = [s["strategy"] for s in body["strategies"]]
+    assert labels == ["band:2", "hold", "periodic:0 9 * * 1"]
     first = body["strategies"][0]
     assert Decimal(first["finalValue"]) > 0 and first["rebalances"] > 0
     assert first["maxDrift"] >= first["meanDrift"] > 0
     page = report.read_text("utf-8")
     assert (
-        page.count("<figure>") == 2 + 2
+        page.count("<figure>") == 2 + 3
         and "<script" not in page
         and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     )
@@ -58,6 +59,8 @@ def test_json_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         (["--weights", "BTC=100", "--fee", "0.001", "--fee-tier", "starter"], "not allowed with"),
         (["--weights", "BTC=100", "--from", "2024-13-01"], "expected YYYY-MM-DD"),
         (["--weights", "NOPE=100"], "no EUR pair rules for NOPE"),
+        (["--weights", "EUR=100"], "at least one asset besides EUR"),
+        (["--weights", "BTC=100", "--to", "2024-01-01"], "--to does not apply to --simulate"),
         (["--weights", "BTC=100", "--prices", "/nonexistent"], "not allowed with|no such file"),
     ],
 )
