@@ -86,6 +86,8 @@ def _read(path: Path, step: int) -> tuple[list[int], list[float]]:
     try:
         with path.open(newline="", encoding="ascii") as handle:
             for line, row in enumerate(csv.reader(handle), start=1):
+                if not row:  # a blank line (an editor's trailing newline) is no row
+                    continue
                 ts, close = _row(path.name, line, row, step)
                 if times and ts <= times[-1]:
                     raise PriceError(

@@ -62,6 +62,13 @@ def test_quarterly_files_of_one_pair_join(tmp_path: Path) -> None:
     assert len(prices) == 96 and prices.closes["BTC"] == [100.0 + i for i in range(96)]
 
 
+def test_windows_line_ends_and_a_trailing_blank_line_are_read(tmp_path: Path) -> None:
+    text = "".join(",".join(map(str, row)) + "\r\n" for row in hourly(24, 100.0)) + "\r\n"
+    (tmp_path / "XBTEUR_60.csv").write_bytes(text.encode("ascii"))
+    write_csv(tmp_path / "ETHEUR_60.csv", hourly(24, 10.0))
+    assert run("--prices", str(tmp_path), *WEIGHTS).prices.closes["BTC"][-1] == 123.0
+
+
 def test_short_gaps_keep_the_last_close(tmp_path: Path) -> None:
     rows = hourly(48, 100.0)
     del rows[10:15]  # five hours without trades: Kraken writes no candle
