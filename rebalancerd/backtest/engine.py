@@ -19,7 +19,6 @@ from rebalancerd.planning import plan as planner
 
 CASH = "EUR"
 ZERO = Decimal(0)
-HUNDRED = Decimal(100)
 # Float weights carry ~1e-13 pp of error: within this of a band edge the planner decides.
 BAND_SLACK = 1e-7
 DEFAULT_MAX_SPREAD = Decimal("0.02")
