@@ -19,6 +19,7 @@ from rebalancerd.exchange.protocol import Exchange, ExchangeError
 from rebalancerd.metrics import Metrics
 from rebalancerd.planning import plan as planner
 from rebalancerd.runs import slots
+from rebalancerd.runs.maker_recovery import resolve_maker_intent
 from rebalancerd.runs.outcome import RunOutcome, intent_json
 from rebalancerd.runs.placement import FINAL, record_state
 from rebalancerd.runs.trade import Executor, Preview
@@ -263,6 +264,8 @@ class RunManager:
 
 async def resolve_intent(store: Store, exchange: Exchange, intent: OrderIntent) -> OrderIntent:
     """Ask the exchange what became of an order by its client order id."""
+    if intent.execution_mode == "maker":  # maker execution (issue 16): cancel, then record
+        return await resolve_maker_intent(store, exchange, intent)
     state = await exchange.find_order(intent.client_order_id)
     if state is None:
         return await store.update_intent(

@@ -35,7 +35,20 @@ TIERS: dict[str, TierLimits] = {
 # rate-limit reply saturates the model anyway, so a low guess costs one backoff, not a ban.
 HEAVY_CALLS = frozenset({"Ledgers", "QueryLedgers", "TradesHistory", "QueryTrades"})
 # These use the per-pair trading counter instead of the REST counter.
-TRADING_COSTS = {"AddOrder": 1.0, "CancelOrder": 8.0}  # cancel: worst case, order age < 5 s
+TRADING_COSTS = {"AddOrder": 1.0, "CancelOrder": 8.0, "AmendOrder": 4.0}  # worst cases (age < 5 s)
+# Points an amend and a cancel add on top, by the order's age in seconds (Kraken's table).
+AMEND_EXTRA = ((5.0, 3.0), (10.0, 2.0), (15.0, 1.0))
+CANCEL_COST = ((5.0, 8.0), (10.0, 6.0), (15.0, 5.0), (45.0, 4.0), (90.0, 2.0), (300.0, 1.0))
+
+
+def amend_cost(age: float) -> float:
+    """What an AmendOrder of an order `age` seconds old adds to the pair's counter."""
+    return 1.0 + next((cost for limit, cost in AMEND_EXTRA if age < limit), 0.0)
+
+
+def cancel_cost(age: float) -> float:
+    """What a CancelOrder of an order `age` seconds old adds to the pair's counter."""
+    return next((cost for limit, cost in CANCEL_COST if age < limit), 0.0)
 
 
 def rest_cost(method: str) -> float:
@@ -102,20 +115,28 @@ class RateLimiter:
             self._trade[key] = DecayingCounter(limit, self.tier.trade_decay)
         return self._trade[key], TRADING_COSTS[method]
 
-    def reserve(self, method: str, pair: str | None = None) -> float:
+    def reserve(self, method: str, pair: str | None = None, cost: float | None = None) -> float:
         """Count the call and return 0 if it may go now, else the seconds to wait first."""
-        counter, cost = self._counter(method, pair)
+        counter, default = self._counter(method, pair)
+        cost = default if cost is None else cost
         now = self._clock()
         delay = counter.wait_for(cost, now)
         if delay == 0.0:
             counter.add(cost, now)
         return delay
 
-    async def acquire(self, method: str, pair: str | None = None) -> None:
-        """Wait until the call fits under Kraken's counter, then count it."""
-        while (delay := self.reserve(method, pair)) > 0.0:
+    async def acquire(
+        self, method: str, pair: str | None = None, cost: float | None = None
+    ) -> None:
+        """Wait until the call fits under Kraken's counter, then count it (`cost`: if known)."""
+        while (delay := self.reserve(method, pair, cost)) > 0.0:
             logger.debug("rate limit: %s waits %.2fs", method, delay)
             await self._sleep(delay)
+
+    def trading_room(self, pair: str) -> float:
+        """Points the pair's trading counter can take now (our side of the headroom)."""
+        counter, _ = self._counter("AddOrder", pair)
+        return counter.limit - counter.level(self._clock())
 
     def saturate(self, method: str, pair: str | None = None) -> None:
         """Record that Kraken refused a call for its rate limit, so the next ones wait."""
