@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from rebalancerd.exchange.protocol import Quote
+from rebalancerd.exchange.protocol import OrderState, Quote
 
 BPS = Decimal(10_000)
 # Points kept free on the pair's trading counter so the final cancel never waits: Kraken's
@@ -80,3 +80,12 @@ def child_id(client_order_id: str, child: int) -> str:
     if child == 0:
         return client_order_id
     return str(uuid.uuid5(uuid.UUID(client_order_id), f"child-{child}"))
+
+
+def average_price(states: Iterable[OrderState]) -> Decimal:
+    """The volume-weighted average fill price of several orders (their cost is rounded)."""
+    volume = weighted = Decimal(0)
+    for state in states:
+        volume += state.volume_executed
+        weighted += state.avg_price * state.volume_executed
+    return weighted / volume if volume > 0 else Decimal(0)

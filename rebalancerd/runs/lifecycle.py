@@ -78,6 +78,11 @@ class RunManager:
         self.heartbeat = time.monotonic()  # the last sign of life of a run (lease kept)
 
     @property
+    def executor(self) -> Executor:
+        """The executor of this daemon's runs (tests tune its maker engine's clock and poll)."""
+        return self._executor
+
+    @property
     def active_count(self) -> int:
         """How many runs this daemon is executing now."""
         return len(self._active)

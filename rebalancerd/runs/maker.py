@@ -27,6 +27,7 @@ from rebalancerd.exchange.protocol import (
     Side,
 )
 from rebalancerd.runs import chase as pure
+from rebalancerd.runs.chase import average_price
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import OrderIntent
 
@@ -83,7 +84,7 @@ class MakerEngine:
         store: Store,
         *,
         clock: Callable[[], float] = time.monotonic,
-        poll: float = 2.0,
+        poll: float = 3.0,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -311,7 +312,7 @@ def summed(c: Chase, *, final: bool, stopping: bool) -> OrderIntent:
         volume_executed=volume,
         cost=cost,
         fee=fee,
-        avg_price=(cost / volume) if volume > 0 else ZERO,
+        avg_price=average_price(states),
         error=error,
     )
 

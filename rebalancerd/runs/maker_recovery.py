@@ -9,7 +9,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 from rebalancerd.exchange.protocol import Exchange, OrderState, RejectedError
-from rebalancerd.runs.chase import child_id
+from rebalancerd.runs.chase import average_price, child_id
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import OrderIntent
 
@@ -62,6 +62,6 @@ def settled_intent(intent: OrderIntent, states: list[OrderState]) -> OrderIntent
         volume_executed=volume,
         cost=cost,
         fee=fee,
-        avg_price=cost / volume if volume > 0 else ZERO,
+        avg_price=average_price(states),
         error=error,
     )
