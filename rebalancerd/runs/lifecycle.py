@@ -19,6 +19,7 @@ from rebalancerd.exchange.protocol import Exchange, ExchangeError
 from rebalancerd.metrics import Metrics
 from rebalancerd.planning import plan as planner
 from rebalancerd.runs import slots
+from rebalancerd.runs.execution import maker_json
 from rebalancerd.runs.maker_recovery import resolve_maker_intent
 from rebalancerd.runs.outcome import RunOutcome, intent_json
 from rebalancerd.runs.placement import FINAL, record_state
@@ -200,7 +201,8 @@ class RunManager:
                     intent = await resolve_intent(self.store, exchange, intent)
                 except ExchangeError as exc:
                     errors.append(f"could not look up {intent.client_order_id}: {exc}")
-            settled.append(intent_json(intent))
+            maker = intent.execution_mode == "maker"  # issue 16: its execution fields too
+            settled.append(maker_json(intent) if maker else intent_json(intent))
         outcome = RunOutcome(planned=len(intents), orders=tuple(settled), errors=tuple(errors))
         record = await self.store.finish_run(run, self.owner, outcome.history(run, _ms(started)))
         log.warning(
