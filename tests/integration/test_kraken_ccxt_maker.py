@@ -49,7 +49,9 @@ async def test_ccxt_post_only_order_rests_amends_fills_partly_and_cancels(
 
     await exchange.edit_order(order.txid, "BTC/EUR", "limit", "buy", None, 90005.0)
     [amend] = fake.calls("AmendOrder")
-    assert amend.params["txid"] == order.txid and Decimal(amend.params["limit_price"]) == Decimal("90005")
+    assert amend.params["txid"] == order.txid and Decimal(amend.params["limit_price"]) == Decimal(
+        "90005"
+    )
     assert order.limit_price == Decimal("90005.0") and fake.errors() == []
 
     fake.venue.fill_fraction = Decimal("0.5")
