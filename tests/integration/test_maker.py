@@ -256,3 +256,49 @@ async def test_market_mode_is_unchanged_and_reports_its_cost(rig: Rig) -> None:
     [json] = record.orders
     assert json["executionMode"] == "market" and json["placements"] == 0
     assert Decimal(json["costBps"]) > Decimal("40")  # taker fee + half the spread
+
+
+async def test_where_amend_is_refused_it_cancels_and_rests_anew_under_a_derived_id(
+    rig: Rig,
+) -> None:
+    from rebalancerd.runs.chase import child_id
+
+    rig.fake.inject("AmendOrder", error="EGeneral:Invalid arguments:amend")
+    task = rig.start(await rig.portfolio())
+    await until(lambda: bool(rig.resting()), "the order to rest")
+    [first] = rig.resting()
+    rig.fake.set_price(PAIR, "90050.0", "90060.0")
+    await until(lambda: len(rig.orders()) == 2 and bool(rig.resting()), "a new order at the bid")
+    [second] = rig.resting()
+    assert first.status == "canceled" and second.limit_price == Decimal("90050.0")
+    assert first.cl_ord_id is not None and second.cl_ord_id == child_id(first.cl_ord_id, 1)
+    rig.fake.set_price(PAIR, "90040.0", "90050.0")
+    record = await asyncio.wait_for(task, 10)
+    assert record is not None and record.success, record and record.errors
+    [json] = record.orders
+    assert json["clientOrderId"] == first.cl_ord_id and json["placements"] == 2
+    assert Decimal(json["volumeExecuted"]) == first.volume == second.volume
+    assert_clean(rig)
+
+
+async def test_an_order_that_could_not_be_cancelled_is_cancelled_by_the_next_run(
+    fast_rig: Rig,
+) -> None:
+    rig = fast_rig
+    portfolio = await rig.portfolio()
+    task = rig.start(portfolio)
+    await until(lambda: bool(rig.resting()), "the order to rest")
+    rig.fake.inject("CancelOrder", error="EService:Unavailable", times=None)
+    record = await asyncio.wait_for(task, 15)
+    assert record is not None and not record.success
+    assert "may still rest" in " ".join(record.errors or [])
+    [left] = rig.resting()  # the exchange would not cancel it: said so, not hidden
+    rig.fake.clear_faults()
+    rig.fake.set_price(PAIR, "90010.0", "90020.0")  # the next run: it rests at a new price
+    second = rig.start(portfolio)
+    await until(lambda: left.status == "canceled", "the next run to cancel the earlier order")
+    await until(lambda: bool(rig.resting()), "the next run's own order")
+    rig.fake.set_price(PAIR, "90000.0", "90010.0")
+    record = await asyncio.wait_for(second, 15)
+    assert record is not None and record.success, record.errors
+    assert_clean(rig)
