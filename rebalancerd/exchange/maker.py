@@ -11,6 +11,21 @@ from rebalancerd.exchange.protocol import Exchange, ExchangeError, OrderState, S
 
 POST_ONLY_REFUSED = "EOrder:Post only order"  # Kraken's answer when a post-only order would take
 
+# Points an amend and a cancel add to the pair's trading counter, by the order's age in seconds
+# (Kraken's table; the paper account has no counter).
+AMEND_EXTRA = ((5.0, 3.0), (10.0, 2.0), (15.0, 1.0))
+CANCEL_COST = ((5.0, 8.0), (10.0, 6.0), (15.0, 5.0), (45.0, 4.0), (90.0, 2.0), (300.0, 1.0))
+
+
+def amend_cost(age: float) -> float:
+    """What an AmendOrder of an order `age` seconds old adds to the pair's counter."""
+    return 1.0 + next((cost for limit, cost in AMEND_EXTRA if age < limit), 0.0)
+
+
+def cancel_cost(age: float) -> float:
+    """What a CancelOrder of an order `age` seconds old adds to the pair's counter."""
+    return next((cost for limit, cost in CANCEL_COST if age < limit), 0.0)
+
 
 @dataclass(frozen=True)
 class LimitRequest:

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from rebalancerd.aio import wait_first
-from rebalancerd.exchange.kraken.ratelimit import amend_cost
-from rebalancerd.exchange.maker import LimitRequest, MakerExchange, would_take
+from rebalancerd.exchange.maker import LimitRequest, MakerExchange, amend_cost, would_take
 from rebalancerd.exchange.protocol import (
     AmbiguousOrderError,
     ExchangeError,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rebalancerd.exchange.kraken.ratelimit import amend_cost, cancel_cost
+from rebalancerd.exchange.maker import amend_cost, cancel_cost
 from rebalancerd.exchange.protocol import OrderState, Quote
 from rebalancerd.runs import chase
 

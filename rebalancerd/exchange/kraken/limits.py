@@ -7,9 +7,8 @@ from decimal import Decimal
 from rebalancerd.exchange.kraken import parse
 from rebalancerd.exchange.kraken.errors import KrakenFailure, to_error
 from rebalancerd.exchange.kraken.meta import PairTable
-from rebalancerd.exchange.kraken.ratelimit import amend_cost
 from rebalancerd.exchange.kraken.transport import KrakenTransport
-from rebalancerd.exchange.maker import LimitRequest
+from rebalancerd.exchange.maker import LimitRequest, amend_cost
 from rebalancerd.exchange.protocol import OrderRequest, RejectedError
 
 

@@ -36,19 +36,6 @@ TIERS: dict[str, TierLimits] = {
 HEAVY_CALLS = frozenset({"Ledgers", "QueryLedgers", "TradesHistory", "QueryTrades"})
 # These use the per-pair trading counter instead of the REST counter.
 TRADING_COSTS = {"AddOrder": 1.0, "CancelOrder": 8.0, "AmendOrder": 4.0}  # worst cases (age < 5 s)
-# Points an amend and a cancel add on top, by the order's age in seconds (Kraken's table).
-AMEND_EXTRA = ((5.0, 3.0), (10.0, 2.0), (15.0, 1.0))
-CANCEL_COST = ((5.0, 8.0), (10.0, 6.0), (15.0, 5.0), (45.0, 4.0), (90.0, 2.0), (300.0, 1.0))
-
-
-def amend_cost(age: float) -> float:
-    """What an AmendOrder of an order `age` seconds old adds to the pair's counter."""
-    return 1.0 + next((cost for limit, cost in AMEND_EXTRA if age < limit), 0.0)
-
-
-def cancel_cost(age: float) -> float:
-    """What a CancelOrder of an order `age` seconds old adds to the pair's counter."""
-    return next((cost for limit, cost in CANCEL_COST if age < limit), 0.0)
 
 
 def rest_cost(method: str) -> float:
