@@ -108,6 +108,7 @@ class MakerEngine:
             await self._follow_until(exchange, chases, settings.timeout, stopping)
         finally:
             await self._take_off_book(pid, exchange, chases)
+            await self._save_quietly(pid, chases)  # an exception still leaves the truth stored
         if not stopping.is_set():
             await self._fall_back(exchange, chases, settings.slippage_bps)
         return await self._save(chases, final=True, stopping=stopping.is_set())
@@ -116,8 +117,9 @@ class MakerEngine:
 
     async def _rest(self, exchange: MakerExchange, c: Chase, quote: Quote) -> None:
         """A new post-only child at the touch, committed before it is sent."""
-        if c.remaining < c.rules.ordermin:
-            return
+        best = pure.touch(c.side, quote)
+        if c.remaining < c.rules.ordermin or c.remaining * best < c.rules.costmin:
+            return  # too small to rest: the fallback skips it, saying why
         c.intent = await self.store.add_child_order(c.intent.client_order_id, c.intent.child_orders)
         for _ in range(POST_ONLY_TRIES):
             price = pure.maker_price(c.side, quote, c.rules.tick_size)
@@ -283,6 +285,12 @@ class MakerEngine:
 
     # --- storing ------------------------------------------------------------------------------
 
+    async def _save_quietly(self, pid: str, chases: list[Chase]) -> None:
+        try:
+            await self._save(chases)
+        except Exception as exc:  # never mask the error that brought us here
+            log.error("[Rebalance:%s] ERROR: cannot store maker orders: %s", pid, exc)
+
     async def _save(
         self, chases: list[Chase], *, final: bool = False, stopping: bool = False
     ) -> list[OrderIntent]:
@@ -302,6 +310,9 @@ def summed(c: Chase, *, final: bool, stopping: bool) -> OrderIntent:
     txid = next((s.txid for s in reversed(states) if s.txid), c.intent.txid)
     status = c.status or _status(volume, c.intent.volume, final=final, live=c.live is not None)
     error = c.problem
+    if final and not states and c.intent.child_orders == 0 and c.status is None:
+        status = "not_placed"  # nothing was ever sent for it
+        error = error or "not placed"
     if final and stopping and status == "canceled" and error is None:
         error = "cancelled: the daemon is shutting down"
     return replace(
