@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
+from rebalancerd.decimals import plain
 from rebalancerd.exchange.maker import MakerExchange
 from rebalancerd.exchange.protocol import PairRules, Quote
 from rebalancerd.metrics import Metrics
@@ -49,14 +50,14 @@ class MakerTrader:
             float(portfolio.maker_timeout_seconds), Decimal(portfolio.max_slippage_bps)
         )
         sold = await self._side(run, exchange, sells, 0, context, settings, stopping)
-        outcome = self._record(outcome, sold)
+        outcome = self._record(run.portfolio_id, outcome, sold)
         if stopping.is_set() or any(i.status in UNSETTLED for i in sold):
             why = "the daemon is shutting down" if stopping.is_set() else "a sell is unsettled"
             return outcome.failed(f"stopped before buying: {why}")
         proceeds = sum((i.cost - i.fee for i in sold), Decimal(0))
         buys = size_buys(proceeds)
         bought = await self._side(run, exchange, buys, len(sells), context, settings, stopping)
-        outcome = self._record(outcome, bought)
+        outcome = self._record(run.portfolio_id, outcome, bought)
         if stopping.is_set() and bought:
             outcome = outcome.failed("stopped while buying: the daemon is shutting down")
         return outcome
@@ -85,11 +86,24 @@ class MakerTrader:
             run.portfolio_id, exchange, intents, pairs, settings, stopping
         )
 
-    def _record(self, outcome: RunOutcome, intents: list[OrderIntent]) -> RunOutcome:
+    def _record(self, pid: str, outcome: RunOutcome, intents: list[OrderIntent]) -> RunOutcome:
         orders = [maker_json(i) for i in intents]
         observe(self.metrics, orders)
         for intent in intents:
             self.metrics.orders.labels(intent.status, intent.side).inc()
+            log.info(
+                "[Rebalance:%s] %s: Maker order %s: %s %s of %s %s at %s (%d price(s)%s)",
+                pid,
+                "SUCCESS" if intent.status == "filled" else "INFO",
+                intent.status,
+                intent.side,
+                plain(intent.volume_executed),
+                plain(intent.volume),
+                intent.symbol,
+                plain(intent.avg_price),
+                intent.placements,
+                ", IOC fallback" if intent.fallback else "",
+            )
         errors = [
             f"{i.side} {i.symbol}: {i.error}"
             for i in intents
