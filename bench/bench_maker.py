@@ -55,8 +55,8 @@ TICK = Decimal("0.1")
 class PricePath:
     """A seeded geometric random walk of the mid, stepped once a second of the fake's clock."""
 
-    def __init__(self, fake: FakeKraken, clock: FastTime, seed: int) -> None:
-        self.fake, self.clock = fake, clock
+    def __init__(self, fake: FakeKraken, clock: FastTime, seed: int, vol: float) -> None:
+        self.fake, self.clock, self.vol = fake, clock, vol
         self.random = random.Random(seed)
         self.mid = 90000.0
         self.set()
@@ -73,7 +73,7 @@ class PricePath:
     async def run(self) -> None:
         while True:
             await self.clock.sleep(1.0)
-            self.mid *= math.exp(self.random.gauss(0.0, VOL_PER_SECOND))
+            self.mid *= math.exp(self.random.gauss(0.0, self.vol))
             self.set()
 
 
@@ -128,13 +128,17 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--speed", type=float, default=30.0)
+    parser.add_argument("--vol", type=float, default=VOL_PER_SECOND, help="per-second volatility")
     args = parser.parse_args()
-    header(f"bench_maker: {args.runs} rebalances per mode, seed {args.seed}, clock x{args.speed}")
+    header(
+        f"bench_maker: {args.runs} rebalances per mode, seed {args.seed}, clock x{args.speed}, "
+        f"volatility {args.vol * 10000:.2f} bps/s"
+    )
     clock = FastTime(args.speed)
     results: dict[str, tuple[list[tuple[Decimal, Decimal]], list[float]]] = {}
     async with scratch_database() as db, FakeKraken(fee_rate=TAKER, clock=clock) as fake:
         fake.venue.maker_fee_rate = MAKER
-        path = PricePath(fake, clock, args.seed)
+        path = PricePath(fake, clock, args.seed, args.vol)
         walker = asyncio.create_task(path.run())
         real = time.monotonic()
         for mode in ("market", "maker"):
