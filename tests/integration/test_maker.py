@@ -302,3 +302,69 @@ async def test_an_order_that_could_not_be_cancelled_is_cancelled_by_the_next_run
     record = await asyncio.wait_for(second, 15)
     assert record is not None and record.success, record.errors
     assert_clean(rig)
+
+
+async def test_sells_settle_before_buys_are_sized_from_their_real_proceeds(
+    store: Store,
+) -> None:
+    rig = await make_rig(store, 20)
+    try:
+        key, secret = rig.fake.add_account({"XXBT": "0.1000000000"})  # all BTC, no EUR
+        rig.key = key
+        rig.client = KrakenClient(
+            rig.fake.url, key, secret, "starter", query_fill=False, clock=rig.clock,
+            sleep=rig.clock.sleep,
+        )  # fmt: skip
+        rig.scheduler.exchanges["default"] = rig.client
+        task = rig.start(await rig.portfolio(target_weights={"BTC": 50, "ETH": 50}))
+        await until(lambda: bool(rig.resting()), "the sell to rest")
+        [sell] = rig.resting()
+        assert sell.side == "sell" and len(rig.orders()) == 1  # no buy while the sell works
+        rig.fake.set_price(PAIR, "90010.0", "90020.0")  # a buyer reaches our ask: sold
+        await until(lambda: any(o.side == "buy" for o in rig.resting()), "the buy to rest")
+        [buy] = [o for o in rig.orders() if o.side == "buy"]
+        assert buy.pair == "XETHZEUR" and sell.status == "closed"
+        proceeds = sell.cost - sell.fee
+        assert buy.volume * buy.limit_price * Decimal("1.004") <= proceeds  # type: ignore[operator]
+        bid, _ = rig.fake.venue.prices["XETHZEUR"]
+        rig.fake.set_price("XETHZEUR", bid - Decimal("0.02"), bid)
+        record = await asyncio.wait_for(task, 15)
+        assert record is not None and record.success, record.errors
+        assert [o["side"] for o in record.orders] == ["sell", "buy"]
+        assert_clean(rig)
+    finally:
+        await rig.close()
+
+
+async def test_reconcile_after_a_crash_cancels_resting_children_and_skips_unsent_ones(
+    rig: Rig,
+) -> None:
+    """A run a dead daemon left: child 0 rests partly filled, child 1 was committed, not sent."""
+    from rebalancerd.exchange.maker import LimitRequest
+    from rebalancerd.runs.chase import child_id
+    from rebalancerd.runs.control import ManualRun, claim_manual
+
+    portfolio = await rig.portfolio()
+    # The run as the daemon that died left it (reconcile runs once its lease is taken over).
+    how = ManualRun(dry_run=False, triggered_by="api", owner="test:1:m", lease_seconds=30)
+    run, _ = await claim_manual(rig.store, portfolio.id, how, ["default"])
+    cid = "5b0c3d6e-8f7a-4b1c-9d2e-3f4a5b6c7d8e"
+    row = (0, cid, "BTC", PAIR, "buy", Decimal("0.05"), Decimal("90010"), Decimal("90005"))
+    await rig.store.insert_maker_intents(run.id, [row])
+    await rig.store.add_child_order(cid, 0)
+    await rig.client.place_limit(
+        LimitRequest(PAIR, "buy", Decimal("0.05"), Decimal("90000.0"), cid)
+    )
+    await rig.store.add_child_order(cid, 1)  # then the daemon died before sending child 1
+    [resting] = rig.resting()
+    rig.fake.endpoints.matcher.limits.fill(resting, Decimal("0.02"), Decimal("90000.0"), maker=True)
+
+    record = await rig.scheduler.runs.reconcile(run)
+    assert record is not None and not record.success
+    [json] = record.orders
+    assert json["status"] == "canceled" and Decimal(json["volumeExecuted"]) == Decimal("0.02")
+    assert json["executionMode"] == "maker" and json["clientOrderId"] == cid
+    assert resting.status == "canceled" and rig.resting() == []
+    looked_up = {c.params.get("cl_ord_id") for c in rig.fake.calls("OpenOrders")}
+    assert child_id(cid, 1) in looked_up  # the unsent child was looked for, not sent
+    assert len(rig.orders()) == 1
