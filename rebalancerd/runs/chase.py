@@ -6,7 +6,8 @@ No I/O: every input (quote, counter room, ages) is an argument, so tables test t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from rebalancerd.exchange.protocol import OrderState, Quote
@@ -89,3 +90,25 @@ def average_price(states: Iterable[OrderState]) -> Decimal:
         volume += state.volume_executed
         weighted += state.avg_price * state.volume_executed
     return weighted / volume if volume > 0 else Decimal(0)
+
+
+@dataclass(frozen=True)
+class Filled:
+    """What several exchange orders of one intent filled together."""
+
+    volume: Decimal
+    cost: Decimal
+    fee: Decimal
+    avg_price: Decimal
+    txid: str | None  # the newest order's
+
+
+def filled_total(states: Sequence[OrderState]) -> Filled:
+    """The fills of an intent's orders added up (the intent is one order to the history)."""
+    return Filled(
+        volume=sum((s.volume_executed for s in states), Decimal(0)),
+        cost=sum((s.cost for s in states), Decimal(0)),
+        fee=sum((s.fee for s in states), Decimal(0)),
+        avg_price=average_price(states),
+        txid=next((s.txid for s in reversed(states) if s.txid), None),
+    )

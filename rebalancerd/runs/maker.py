@@ -26,7 +26,6 @@ from rebalancerd.exchange.protocol import (
     Side,
 )
 from rebalancerd.runs import chase as pure
-from rebalancerd.runs.chase import average_price
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import OrderIntent
 
@@ -304,11 +303,8 @@ class MakerEngine:
 def summed(c: Chase, *, final: bool, stopping: bool) -> OrderIntent:
     """The intent with every child's fills added up, and its status."""
     states = [*c.ended, *([c.live] if c.live else [])]
-    volume = sum((s.volume_executed for s in states), ZERO)
-    cost = sum((s.cost for s in states), ZERO)
-    fee = sum((s.fee for s in states), ZERO)
-    txid = next((s.txid for s in reversed(states) if s.txid), c.intent.txid)
-    status = c.status or _status(volume, c.intent.volume, final=final, live=c.live is not None)
+    total = pure.filled_total(states)
+    status = c.status or _status(total.volume, c.intent.volume, final=final, live=bool(c.live))
     error = c.problem
     if final and not states and c.intent.child_orders == 0 and c.status is None:
         status = "not_placed"  # nothing was ever sent for it
@@ -318,11 +314,11 @@ def summed(c: Chase, *, final: bool, stopping: bool) -> OrderIntent:
     return replace(
         c.intent,
         status=status,
-        txid=txid,
-        volume_executed=volume,
-        cost=cost,
-        fee=fee,
-        avg_price=average_price(states),
+        txid=total.txid or c.intent.txid,
+        volume_executed=total.volume,
+        cost=total.cost,
+        fee=total.fee,
+        avg_price=total.avg_price,
         error=error,
     )
 

@@ -6,15 +6,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import replace
-from decimal import Decimal
 
 from rebalancerd.exchange.protocol import Exchange, OrderState, RejectedError
-from rebalancerd.runs.chase import average_price, child_id
+from rebalancerd.runs.chase import child_id, filled_total
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import OrderIntent
 
 log = logging.getLogger(__name__)
-ZERO = Decimal(0)
 
 
 async def resolve_maker_intent(
@@ -44,10 +42,8 @@ async def _final_state(exchange: Exchange, cid: str) -> OrderState | None:
 
 def settled_intent(intent: OrderIntent, states: list[OrderState]) -> OrderIntent:
     """The intent as its child orders left it."""
-    volume = sum((s.volume_executed for s in states), ZERO)
-    cost = sum((s.cost for s in states), ZERO)
-    fee = sum((s.fee for s in states), ZERO)
-    if volume >= intent.volume:
+    total = filled_total(states)
+    if total.volume >= intent.volume:
         status, error = "filled", None
     elif any(not s.done for s in states):
         status, error = "placed", "an order could not be cancelled yet"
@@ -58,10 +54,10 @@ def settled_intent(intent: OrderIntent, states: list[OrderState]) -> OrderIntent
     return replace(
         intent,
         status=status,
-        txid=next((s.txid for s in reversed(states) if s.txid), intent.txid),
-        volume_executed=volume,
-        cost=cost,
-        fee=fee,
-        avg_price=average_price(states),
+        txid=total.txid or intent.txid,
+        volume_executed=total.volume,
+        cost=total.cost,
+        fee=total.fee,
+        avg_price=total.avg_price,
         error=error,
     )

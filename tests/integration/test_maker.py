@@ -51,11 +51,12 @@ class Rig:
             clock=clock,
             sleep=clock.sleep,
         )
+        self.metrics = Metrics()
         self.scheduler = Scheduler(
             SchedulerSettings(lease_seconds=30),
             store,
             {"default": self.client},
-            Metrics(),
+            self.metrics,
             owner="test:1:m",
         )
         self.scheduler.runs.executor.maker.engine = MakerEngine(store, clock=clock, poll=0.05)
@@ -159,6 +160,9 @@ async def test_joins_the_touch_chases_with_amend_and_fills_at_the_maker_fee(rig:
     assert Decimal(json["arrivalMid"]) == Decimal("90005.0")
     # 25 bps maker fee plus the chase: filled at 90050 against an arrival mid of 90005.
     assert Decimal(json["costBps"]) == record.execution_cost_bps == Decimal("30.00")
+    metrics = rig.metrics.render().decode()
+    assert 'rebalancerd_execution_cost_bps_count{mode="maker"} 1.0' in metrics
+    assert 'rebalancerd_execution_cost_bps_bucket{le="30.0",mode="maker"} 1.0' in metrics
     assert_clean(rig)
 
 
