@@ -19,6 +19,8 @@ from rebalancerd.exchange.protocol import Exchange, ExchangeError
 from rebalancerd.metrics import Metrics
 from rebalancerd.planning import plan as planner
 from rebalancerd.runs import slots
+from rebalancerd.runs.execution import maker_json
+from rebalancerd.runs.maker_recovery import resolve_maker_intent
 from rebalancerd.runs.outcome import RunOutcome, intent_json
 from rebalancerd.runs.placement import FINAL, record_state
 from rebalancerd.runs.trade import Executor, Preview
@@ -75,6 +77,11 @@ class RunManager:
         self._using: dict[int, Exchange] = {}  # run id -> the exchange it started with
         self._ended = asyncio.Event()  # set whenever a run ends (retire() waits on it)
         self.heartbeat = time.monotonic()  # the last sign of life of a run (lease kept)
+
+    @property
+    def executor(self) -> Executor:
+        """The executor of this daemon's runs (tests tune its maker engine's clock and poll)."""
+        return self._executor
 
     @property
     def active_count(self) -> int:
@@ -194,7 +201,8 @@ class RunManager:
                     intent = await resolve_intent(self.store, exchange, intent)
                 except ExchangeError as exc:
                     errors.append(f"could not look up {intent.client_order_id}: {exc}")
-            settled.append(intent_json(intent))
+            maker = intent.execution_mode == "maker"  # issue 16: its execution fields too
+            settled.append(maker_json(intent) if maker else intent_json(intent))
         outcome = RunOutcome(planned=len(intents), orders=tuple(settled), errors=tuple(errors))
         record = await self.store.finish_run(run, self.owner, outcome.history(run, _ms(started)))
         log.warning(
@@ -263,6 +271,8 @@ class RunManager:
 
 async def resolve_intent(store: Store, exchange: Exchange, intent: OrderIntent) -> OrderIntent:
     """Ask the exchange what became of an order by its client order id."""
+    if intent.execution_mode == "maker":  # maker execution (issue 16): cancel, then record
+        return await resolve_maker_intent(store, exchange, intent)
     state = await exchange.find_order(intent.client_order_id)
     if state is None:
         return await store.update_intent(

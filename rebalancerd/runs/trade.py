@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypedDict
 
+from rebalancerd.exchange.maker import MakerExchange
 from rebalancerd.exchange.protocol import (
     Balances,
     Exchange,
@@ -22,6 +23,8 @@ from rebalancerd.exchange.protocol import (
 )
 from rebalancerd.metrics import Metrics
 from rebalancerd.planning import plan as planner
+from rebalancerd.runs.execution import market_json, observe
+from rebalancerd.runs.maker_trade import MakerTrader
 from rebalancerd.runs.outcome import RunOutcome, planned_json
 from rebalancerd.runs.placement import OrderPlacement, Sent
 from rebalancerd.store.repository import Store
@@ -85,6 +88,7 @@ class Executor:
         self.metrics = metrics
         self.clock = clock
         self.placement = OrderPlacement(store, metrics, fill_timeout=fill_timeout)
+        self.maker = MakerTrader(store, metrics)  # maker execution (issue 16)
 
     async def rebalance(
         self, run: Run, portfolio: Portfolio, exchange: Exchange, stopping: asyncio.Event
@@ -152,6 +156,8 @@ class Executor:
             _log_plan(portfolio.id, plan)
             if run.dry_run:
                 return outcome.with_orders(planned_json(o) for o in plan.orders)
+            if portfolio.execution_mode == "maker" and isinstance(exchange, MakerExchange):
+                return await self._trade_maker(run, portfolio, exchange, planned, plan, stopping)
             return await self._trade(run, exchange, planned, plan, outcome, stopping)
         except ExchangeError as exc:
             return outcome.failed(self._exchange_failure(exc))
@@ -180,7 +186,35 @@ class Executor:
             await self.placement.save(sold.intents)  # what the sells' replies said is kept
             raise
         settled = await self.placement.settle(pid, exchange, [sold, bought])
-        return outcome.with_orders(settled.orders, settled.errors)
+        orders = market_json(settled.orders, planned.quotes)  # issue 16: execution fields
+        observe(self.metrics, orders)
+        return outcome.with_orders(orders, settled.errors)
+
+    async def _trade_maker(
+        self,
+        run: Run,
+        portfolio: Portfolio,
+        exchange: MakerExchange,
+        planned: RunPlan,
+        plan: planner.Plan,
+        stopping: asyncio.Event,
+    ) -> RunOutcome:
+        """Maker execution (issue 16): runs/maker_trade.py."""
+        pid = run.portfolio_id
+
+        def size_buys(proceeds: Decimal) -> tuple[planner.PlannedOrder, ...]:
+            # The sells are settled here: their proceeds are real, not a bound.
+            return _sized_buys(pid, planned, plan, proceeds)
+
+        return await self.maker.trade(
+            run,
+            portfolio,
+            exchange,
+            (plan.sells, size_buys),
+            (planned.quotes, planned.pairs),
+            planned.outcome(),
+            stopping,
+        )
 
     def _exchange_failure(self, exc: ExchangeError) -> str:
         if isinstance(exc, FatalError):

@@ -28,6 +28,7 @@ class HistoryFields:
     errors: Sequence[str]
     triggered_by: str
     duration: int  # milliseconds
+    execution_cost_bps: Decimal | None = None  # maker execution (issue 16)
 
     @property
     def first_error(self) -> str | None:
@@ -74,6 +75,10 @@ class HistoryQueries(Database):
                 )
                 if fenced is None:
                     raise _FencedOff  # rolls the history row back
+                if history.execution_cost_bps is not None:  # maker execution (issue 16)
+                    row = await conn.fetchrow(
+                        QUERIES["set_history_execution_cost"], row["id"], history.execution_cost_bps
+                    )
                 mark = "mark_rebalanced" if history.success else "mark_failed"
                 await conn.execute(QUERIES[mark], run.portfolio_id)
         except _FencedOff:

@@ -223,3 +223,34 @@ SELECT * FROM paper_orders WHERE account = $1 AND client_order_id = $2;
 
 -- name: paper_by_txid
 SELECT * FROM paper_orders WHERE account = $1 AND txid = ANY($2::text[]);
+
+-- ===== maker execution (issue 16) =====
+
+-- name: set_portfolio_execution
+UPDATE portfolios
+   SET execution_mode = $2, maker_timeout_seconds = $3, max_slippage_bps = $4
+ WHERE id = $1
+RETURNING *;
+
+-- name: insert_maker_intent
+INSERT INTO order_intents (run_id, seq, client_order_id, symbol, pair, side, volume,
+                           expected_price, execution_mode, arrival_mid)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'maker', $9)
+RETURNING *;
+
+-- name: add_child_order
+-- Committed before child order $2 is sent: a restart then looks up children 0..$2.
+UPDATE order_intents SET child_orders = greatest(child_orders, $2 + 1), updated_at = now()
+ WHERE client_order_id = $1
+RETURNING *;
+
+-- name: save_maker_intent
+UPDATE order_intents
+   SET status = $2, txid = $3, volume_executed = $4, cost = $5, fee = $6, avg_price = $7,
+       error = $8, placements = $9, fallback = $10, updated_at = now()
+ WHERE client_order_id = $1
+RETURNING *;
+
+-- name: set_history_execution_cost
+UPDATE rebalance_history SET execution_cost_bps = $2 WHERE id = $1
+RETURNING *;

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from rebalancerd.store.database import QUERIES
 from rebalancerd.store.history import HistoryQueries
+from rebalancerd.store.maker import MakerQueries
 from rebalancerd.store.portfolios import PortfolioQueries
 from rebalancerd.store.rows import SchedulerState, from_record
 from rebalancerd.store.runs import RunQueries
 
 
-class Store(PortfolioQueries, RunQueries, HistoryQueries):
+class Store(PortfolioQueries, RunQueries, HistoryQueries, MakerQueries):
     """Runs the named queries on a pool; one instance per daemon."""
 
     async def scheduler_state(self) -> SchedulerState:
