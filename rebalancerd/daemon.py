@@ -119,7 +119,7 @@ class Daemon:
         assert self.scheduler is not None and self.runner is not None
         assert self.sender is not None and self.store is not None
         scheduler = self.scheduler
-        sending = _task(self.sender.run(self.shutdown), "notify-sender")
+        sending = _task(self.sender.run(), "notify-sender")
         tasks = [
             _task(scheduler.run(self.shutdown), "scheduler-loop"),
             _task(scheduler.listen(self.shutdown), "notify-listener"),
@@ -187,6 +187,8 @@ class Daemon:
             if isinstance(self.exchanges, Exchanges) and self.ledger is not None:
                 retired = await self.exchanges.reload(fresh, self.ledger)
             self.settings = fresh  # the API reads the token through this
+            if self.sender is not None:
+                self.sender.reconfigure(fresh.notify, notify.dashboard_url(fresh))
             if self.scheduler is not None:
                 self.scheduler.reconfigure(fresh.scheduler)
                 if retired:

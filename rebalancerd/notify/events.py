@@ -7,8 +7,9 @@ only the portfolio's own id, name and value, and what its run did.
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from rebalancerd.store.outbox import NewEvent
 from rebalancerd.store.rows import HistoryRecord
 
 __all__ = ["EVENT_TYPES", "EventType", "NewEvent"]
+log = logging.getLogger(__name__)
 TEST_EVENT = "notify.test"  # `rebalancerd notify test`: never stored, sent to every hook
 NEEDS_LOOK_UP = ("intent", "placed", "unknown")  # a finished run's orders with no known fate
 
@@ -30,6 +32,21 @@ def new_event(type_: EventType, now: datetime, data: Mapping[str, Any]) -> NewEv
 
 def portfolio_ref(portfolio_id: str, name: str | None) -> dict[str, str]:
     return {"id": portfolio_id, "name": name if name is not None else portfolio_id}
+
+
+def on_run_end(
+    run_id: int, portfolio_name: str | None, clock: Callable[[], datetime]
+) -> Callable[[HistoryRecord], list[NewEvent]]:
+    """What finish_run calls inside its transaction to build the run's events."""
+
+    def build(record: HistoryRecord) -> list[NewEvent]:
+        try:
+            return run_finished(run_id, portfolio_name, record, clock())
+        except Exception:  # a notification's bug must not keep a run's record from closing
+            log.exception("[Rebalance:%s] ERROR: notification not built", record.portfolio_id)
+            return []
+
+    return build
 
 
 def run_finished(

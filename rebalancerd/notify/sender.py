@@ -67,9 +67,16 @@ class Sender:
         """Something may be due (a NOTIFY, an attempt ended): look again now."""
         self._wake.set()
 
-    async def run(self, shutdown: asyncio.Event) -> None:
-        """Deliver until close(); on shutdown alone keep going, so daemon.stopping goes out."""
-        del shutdown  # the daemon calls close() once the last events are recorded
+    def reconfigure(self, settings: NotifySettings, dashboard_url: str) -> None:
+        """A reload: new hooks and limits from the next pass (attempts in flight finish)."""
+        self.settings = settings
+        self.dashboard_url = dashboard_url.rstrip("/") + "/"
+        self.hooks = [Hook.from_settings(w) for w in settings.webhook]
+        self.wake()
+
+    async def run(self) -> None:
+        """Deliver until close(): not at shutdown, so the last runs' and daemon.stopping's
+        events still go out (the daemon calls close() once they are recorded)."""
         connector = aiohttp.TCPConnector(limit=self.settings.max_in_flight)
         async with aiohttp.ClientSession(connector=connector) as session:
             self._session = session

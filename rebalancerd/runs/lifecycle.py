@@ -214,7 +214,7 @@ class RunManager:
     def _events(self, run: Run, portfolio: Portfolio | str | None) -> RunEvents:
         """The notifications of the run's end, committed with its history row."""
         name = portfolio.name if isinstance(portfolio, Portfolio) else portfolio
-        return lambda record: notify_events.run_finished(run.id, name, record, self.clock())
+        return notify_events.on_run_end(run.id, name, self.clock)
 
     async def _keep_lease(self, run: Run, lost: asyncio.Event) -> None:
         while True:

@@ -54,7 +54,7 @@ async def sending(
     sender = Sender(store, config, NotifyMetrics(CollectorRegistry()), "http://dash.example/")
     stop = asyncio.Event()
     listening = asyncio.create_task(store.listen(sender.wake, stop))
-    task = asyncio.create_task(sender.run(stop))
+    task = asyncio.create_task(sender.run())
     try:
         yield sender
     finally:
@@ -228,3 +228,15 @@ async def test_metrics_count_deliveries_failures_and_pending(store: Store) -> No
             assert m.delivered.labels(key)._value.get() == 1
             assert m.failed.labels(key, "http_5xx")._value.get() == 1
             receiver.release.set()
+
+
+async def test_a_reload_swaps_the_hooks(store: Store) -> None:
+    async with Receiver() as receiver, sending(store, [hook(receiver.url("/old"))]) as sender:
+        await store.emit(every_event()[:1])
+        await until(lambda: len(receiver.at("/old")) == 1, 10, "the old hook's event")
+        fresh = NotifySettings(webhook=(hook(receiver.url("/new"), format="slack"),), **FAST)
+        sender.reconfigure(fresh, "https://dash.example/")
+        await store.emit(every_event()[:1])
+        await until(lambda: len(receiver.at("/new")) == 1, 10, "the new hook's event")
+    assert len(receiver.at("/old")) == 1
+    assert "https://dash.example/?portfolio=p1" in receiver.at("/new")[0].body.decode()

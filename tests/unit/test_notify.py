@@ -312,3 +312,13 @@ def test_the_same_url_twice_and_inverted_retry_bounds_are_refused(tmp_path: Path
         _load(tmp_path, twice)
     with pytest.raises(ConfigError, match="retry_max_seconds must be"):
         _load(tmp_path, "[notify]\nretry_initial_seconds = 10\nretry_max_seconds = 5\n")
+
+
+def test_a_bug_building_events_costs_the_event_not_the_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken = _record(["not an order"], None)  # type: ignore[list-item]
+    assert events.on_run_end(3, "Core", lambda: T0)(broken) == []
+    assert "notification not built" in caplog.text
+    fine = events.on_run_end(3, "Core", lambda: T0)(_record([], None))
+    assert [e.type for e in fine] == ["run.succeeded"] and fine[0].created_at == T0
