@@ -22,6 +22,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.perf_counter)  # when it arrived
 
     def json(self) -> Any:
         return orjson.loads(self.body)

@@ -68,9 +68,12 @@ class OutboxQueries(Database):
     async def add_events(self, conn: asyncpg.Connection, events: Sequence[NewEvent]) -> None:
         """Record events inside the caller's transaction (the change they report commits them)."""
         if events:
-            await conn.executemany(
+            await conn.execute(
                 QUERIES["outbox_insert"],
-                [(e.id, e.type, e.created_at, dict(e.data)) for e in events],
+                [e.id for e in events],
+                [e.type for e in events],
+                [e.created_at for e in events],
+                [dict(e.data) for e in events],
             )
 
     async def emit(self, events: Sequence[NewEvent]) -> None:

@@ -227,7 +227,9 @@ SELECT * FROM paper_orders WHERE account = $1 AND txid = ANY($2::text[]);
 -- ===== notifications (transactional outbox) =====
 
 -- name: outbox_insert
-INSERT INTO notify_events (id, type, created_at, data) VALUES ($1, $2, $3, $4);
+-- One statement for any number of events (executemany costs a round trip per row).
+INSERT INTO notify_events (id, type, created_at, data)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::jsonb[]);
 
 -- name: outbox_dispatch
 -- Fan new events out to this daemon's hooks: $1 is {hook: [event types it wants]}. SKIP LOCKED:
