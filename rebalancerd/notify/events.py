@@ -3,6 +3,11 @@
 Every builder returns a store NewEvent, so the caller records it in the same transaction as
 the change it reports. The data never holds a secret, a key, a token or an account balance:
 only the portfolio's own id, name and value, and what its run did.
+
+Hooking up an event from another feature is one call inside the transaction that stores the
+change: `await store.add_events(conn, [events.awaiting_approval(...)])` where a run is stored
+as awaiting approval, and `store.set_scheduler_state(..., events=[events.scheduler_changed(
+"scheduler.halted", "halt", owner, now, reason=...)])` where a halt is stored.
 """
 
 from __future__ import annotations
