@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from rebalancerd.api import control, history, portfolios
+from rebalancerd.api import control, history, notifications, portfolios
 from rebalancerd.api.guard import RateLimitedLog, guards, held_back, server_logger, where
 from rebalancerd.api.http import (
     CACHE,
@@ -88,6 +88,7 @@ def make_app(
     add("GET", "/api/portfolios/plan", portfolios.plan_preview)
     add("GET", "/api/history", history.history_list)
     add("GET", "/api/history/stats", history.history_stats)
+    add("GET", "/api/notifications", notifications.notification_list)
     return app
 
 
