@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import ipaddress
 import os
 import re
@@ -10,6 +13,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -22,6 +26,7 @@ from pydantic import (
 )
 
 from rebalancerd import schedule
+from rebalancerd.notify.types import EVENT_TYPES
 
 MIN_TOKEN_LENGTH = 16
 HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*")
@@ -180,6 +185,97 @@ class PaperSettings(_Section):
     seed: int = 1
 
 
+# ===== notifications ([notify], [[notify.webhook]]) =====
+
+
+class WebhookSettings(_Section):
+    """One receiver: where, in which shape, which events, and the secret that signs them."""
+
+    url: str
+    format: Literal["json", "slack", "discord", "ntfy"] = "json"
+    events: tuple[str, ...] = EVENT_TYPES  # default: all
+    secret: SecretStr | None = None  # "whsec_<base64>" (Standard Webhooks); or secret_file
+    secret_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http(s) URL")  # never the value: it may hold a token
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(EVENT_TYPES))
+        if unknown:
+            raise ValueError(f"unknown event type(s) {unknown}; known: {list(EVENT_TYPES)}")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret_bytes(value.get_secret_value())  # raises ValueError naming what is wrong
+        return value
+
+    @property
+    def hook(self) -> str:
+        """host#digest: names this receiver in the database and API without its URL (Slack and
+        Discord URLs are credentials)."""
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:12]
+        return f"{urlsplit(self.url).hostname}#{digest}"
+
+
+def secret_bytes(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret ("whsec_" + base64 of 24 to 64 bytes)."""
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(
+            "must be whsec_ followed by base64 (e.g. openssl rand -base64 32)"
+        ) from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError("must encode 24 to 64 random bytes (e.g. openssl rand -base64 32)")
+    return key
+
+
+class NotifySettings(_Section):
+    webhook: tuple[WebhookSettings, ...] = ()
+    retry_initial_seconds: float = Field(default=5.0, gt=0)  # then doubling, with jitter
+    retry_max_seconds: float = Field(default=600.0, gt=0)
+    give_up_after_hours: float = Field(default=24.0, gt=0)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)  # one attempt, connect to end
+    max_in_flight: int = Field(default=8, ge=1, le=256)  # all receivers together
+    max_in_flight_per_hook: int = Field(default=2, ge=1, le=64)  # so one slow one cannot hog
+    retention_days: float = Field(default=7.0, gt=0)  # delivered and given-up rows, then pruned
+    dashboard_url: str | None = None  # default: http://<http.listen>/
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NotifySettings:
+        if self.retry_max_seconds < self.retry_initial_seconds:
+            raise ValueError("retry_max_seconds must be >= retry_initial_seconds")
+        hooks = [w.hook for w in self.webhook]
+        if len(set(hooks)) != len(hooks):
+            raise ValueError("webhook: the same url is listed twice")
+        return self
+
+
+def _resolve_webhook_secrets(raw: dict[str, Any]) -> None:
+    """Each [[notify.webhook]]'s secret_file, read like the other *_file keys."""
+    notify = raw.get("notify")
+    hooks = notify.get("webhook") if isinstance(notify, dict) else None
+    if not isinstance(hooks, list):
+        return
+    for i, hook in enumerate(hooks):
+        if isinstance(hook, dict):
+            _fill_secret(hook, "secret", f"notify.webhook.{i}", None, "")
+
+
+# ===== end of notifications =====
+
+
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
@@ -189,6 +285,7 @@ class Settings(_Section):
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
     state_dir: Path
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    notify: NotifySettings = NotifySettings()
 
     @model_validator(mode="after")
     def _token_off_loopback(self) -> Settings:
@@ -235,6 +332,7 @@ def load_settings(
     if demo:
         _demo_defaults(raw)
     _resolve_secrets(raw, env)
+    _resolve_webhook_secrets(raw)
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:

@@ -22,6 +22,8 @@ from rebalancerd.config import ConfigError, Settings, load_settings
 from rebalancerd.exchange.accounts import Exchanges, build_exchanges, close_exchanges
 from rebalancerd.exchange.protocol import Exchange
 from rebalancerd.metrics import Metrics
+from rebalancerd.notify import service as notify
+from rebalancerd.notify.sender import Sender
 from rebalancerd.runs.lifecycle import new_owner_id
 from rebalancerd.runs.loop import Scheduler
 from rebalancerd.store.embedded import EmbeddedPostgres, connect_pool
@@ -49,6 +51,7 @@ class Daemon:
     scheduler: Scheduler | None = None
     runner: web.AppRunner | None = None
     ledger: PgPaperLedger | None = None
+    sender: Sender | None = None  # notifications: delivers the outbox
     _chores: set[asyncio.Task[None]] = field(default_factory=set)  # reloads, retired clients
 
     async def run(self) -> int:
@@ -86,6 +89,8 @@ class Daemon:
         self.scheduler = Scheduler(
             settings.scheduler, self.store, self.exchanges, metrics, owner=new_owner_id()
         )
+        self.sender = notify.build_sender(settings, self.store, metrics)
+        self.scheduler.wake_hooks.append(self.sender.wake)  # every NOTIFY: maybe an event
         config = await self.scheduler.refresh()
         if config.running:
             await self.scheduler.reconcile_orphans()
@@ -97,6 +102,7 @@ class Daemon:
         site = web.TCPSite(self.runner, settings.http.host, settings.http.port)
         await site.start()
         log.info("[Scheduler] Listening on http://%s", settings.http.listen)
+        await notify.announce(self.store, "daemon.started", self.scheduler.owner)
         self.notifier.ready()
         self.notifier.status(_status_line(self.scheduler))
 
@@ -111,12 +117,15 @@ class Daemon:
     async def _serve(self) -> int:
         """Run the supervised tasks until shutdown or until one of them ends; the exit code."""
         assert self.scheduler is not None and self.runner is not None
+        assert self.sender is not None and self.store is not None
         scheduler = self.scheduler
+        sending = _task(self.sender.run(), "notify-sender")
         tasks = [
             _task(scheduler.run(self.shutdown), "scheduler-loop"),
             _task(scheduler.listen(self.shutdown), "notify-listener"),
             _task(_serve_http(self.runner, self.shutdown), "http-server"),
             _task(self._status_loop(scheduler), "status"),
+            sending,
         ]
         interval = watchdog_interval()
         if interval:
@@ -128,7 +137,10 @@ class Daemon:
         for task in died:
             _report_death(task)
         self._begin_stop()
+        await notify.announce(self.store, "daemon.stopping", scheduler.owner)
         await wait_first(tasks=tasks[:1], timeout=20)  # the loop brings its run to a safe point
+        self.sender.close(grace=notify.STOP_GRACE)  # the runs' and daemon.stopping's events
+        await wait_first(tasks=[sending], timeout=notify.STOP_GRACE + 2)
         for task in tasks:
             if not task.done():
                 task.cancel()
@@ -175,6 +187,8 @@ class Daemon:
             if isinstance(self.exchanges, Exchanges) and self.ledger is not None:
                 retired = await self.exchanges.reload(fresh, self.ledger)
             self.settings = fresh  # the API reads the token through this
+            if self.sender is not None:
+                self.sender.reconfigure(fresh.notify, notify.dashboard_url(fresh))
             if self.scheduler is not None:
                 self.scheduler.reconfigure(fresh.scheduler)
                 if retired:

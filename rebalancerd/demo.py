@@ -25,6 +25,7 @@ SAMPLES: list[dict[str, Any]] = [
         "account": "sandbox",
         "target_weights": {"BTC": 50, "ETH": 30, "EUR": 20},
         "rebalance_interval": "hourly",
+        "execution_mode": "maker",  # issue 16: rests at the touch, fills on the price path
     },
 ]
 
@@ -51,6 +52,7 @@ async def seed_demo(store: Store) -> None:
                 drift_band_rel=None,
                 schedule_anchor=anchor,
                 next_rebalance_at=first,
+                execution_mode=sample.get("execution_mode", "market"),
             )
         )
     log.info("[Scheduler] Demo: created %d sample portfolios", len(SAMPLES))

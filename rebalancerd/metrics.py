@@ -52,6 +52,14 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
             registry=r,
         )
+        # ===== maker execution (issue 16) =====
+        self.execution_cost = Histogram(
+            "rebalancerd_execution_cost_bps",
+            "Fee plus shortfall against the arrival mid of a filled order, in bps, by mode",
+            ["mode"],
+            buckets=(-20, -10, 0, 10, 20, 25, 30, 35, 40, 45, 50, 60, 75, 100, 200),
+            registry=r,
+        )
         self.scheduler_running = Gauge(
             "rebalancerd_scheduler_running", "1 while the scheduler loop claims work", registry=r
         )

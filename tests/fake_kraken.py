@@ -169,8 +169,18 @@ class FakeKraken:
         return self.venue.accounts[key or self.api_key]
 
     def set_price(self, pair: str, bid: str | Decimal, ask: str | Decimal) -> None:
-        """Set a pair's best bid and ask."""
+        """Set a pair's best bid and ask; resting limit orders they reach fill at their price."""
         self.venue.prices[pair] = (Decimal(bid), Decimal(ask))
+        if hasattr(self, "endpoints"):
+            self.endpoints.matcher.limits.cross(pair)
+
+    def resting(self) -> list[Order]:
+        """Orders still on the book (maker execution: none may be left behind)."""
+        return [o for o in self.venue.orders if o.status in ("open", "pending")]
+
+    def order_by_client_id(self, cl_ord_id: str) -> Order:
+        """The newest order carrying `cl_ord_id`."""
+        return [o for o in self.venue.orders if o.cl_ord_id == cl_ord_id][-1]
 
     def set_status(self, pair: str, status: str) -> None:
         """Set a pair's market status (online, cancel_only, post_only, limit_only...)."""

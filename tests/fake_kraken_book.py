@@ -23,6 +23,7 @@ TIERS = {
 }
 HEAVY = {"Ledgers", "QueryLedgers", "TradesHistory", "QueryTrades"}
 CANCEL_COSTS = ((5, 8), (10, 6), (15, 5), (45, 4), (90, 2), (300, 1))
+AMEND_EXTRA = ((5, 3), (10, 2), (15, 1))
 
 
 class KrakenError(Exception):
@@ -91,6 +92,11 @@ class Order:
     fee: Decimal = Decimal(0)
     price: Decimal = Decimal(0)
     closetm: float | None = None
+    # limit orders (maker execution, issue 16)
+    ordertype: str = "market"
+    limit_price: Decimal | None = None
+    placed_at: float = 0.0  # the venue's clock: what Kraken's counter ages are measured on
+    misc: str = ""
 
     def record(self, altname: str) -> dict[str, Any]:
         """The order as OpenOrders/ClosedOrders/QueryOrders show it."""
@@ -105,11 +111,11 @@ class Order:
             "descr": {
                 "pair": altname,
                 "type": self.side,
-                "ordertype": "market",
-                "price": "0",
+                "ordertype": self.ordertype,
+                "price": str(self.limit_price or 0),
                 "price2": "0",
                 "leverage": "none",
-                "order": f"{self.side} {self.volume:.8f} {altname} @ market",
+                "order": f"{self.side} {self.volume:.8f} {altname} @ {self._at()}",
                 "close": "",
             },
             "vol": f"{self.volume:.8f}",
@@ -119,12 +125,15 @@ class Order:
             "price": str(self.price),
             "stopprice": "0.00000",
             "limitprice": "0.00000",
-            "misc": "",
+            "misc": self.misc,
             "oflags": self.oflags,
         }
         if self.closetm is not None:
             row["closetm"], row["reason"] = self.closetm, None
         return row
+
+    def _at(self) -> str:
+        return "market" if self.limit_price is None else f"limit {self.limit_price}"
 
 
 def new_txid() -> str:
@@ -158,6 +167,8 @@ class Venue:
         self.rate_limits = True
         self.fill_market_orders = True
         self.listing_delay = 0.0  # seconds before a new order shows in order look-ups
+        self.maker_fee_rate = fee_rate * 6 / 10  # what a resting order pays when it fills
+        self.fill_fraction = Decimal(1)  # share of a resting order's rest filled per crossing
 
     def pair_key(self, name: str) -> str:
         """The pair key for a key, altname or wsname."""
@@ -171,7 +182,7 @@ class Venue:
         if not self.rate_limits:
             return
         now = self.clock()
-        if method in ("AddOrder", "CancelOrder"):
+        if method in ("AddOrder", "CancelOrder", "AmendOrder"):
             self._charge_trading(account, method, params, now)
         elif not account.rest.try_add(2.0 if method in HEAVY else 1.0, now):
             raise KrakenError("EAPI:Rate limit exceeded")
@@ -181,9 +192,13 @@ class Venue:
     ) -> None:
         if method == "AddOrder":
             pair, cost = self.pair_key(params.get("pair", "")), 1.0
+        elif method == "AmendOrder":
+            order = self.open_order(account, params)
+            age = now - order.placed_at
+            pair, cost = order.pair, 1 + next((c for lim, c in AMEND_EXTRA if age < lim), 0)
         else:
-            order = self._open_order(account, params)
-            age = time.time() - order.opentm
+            order = self.open_order(account, params)
+            age = now - order.placed_at
             pair, cost = order.pair, next((c for limit, c in CANCEL_COSTS if age < limit), 0)
         if not account.trade_counter(pair).try_add(cost, now):
             raise KrakenError("EOrder:Rate limit exceeded")
@@ -197,7 +212,7 @@ class Venue:
         """An order's record."""
         return order.record(self.pairs[order.pair]["altname"])
 
-    def _open_order(self, account: Account, params: Mapping[str, str]) -> Order:
+    def open_order(self, account: Account, params: Mapping[str, str]) -> Order:
         ref = params.get("txid") or params.get("cl_ord_id")
         for order in self.orders:
             if (
@@ -210,7 +225,7 @@ class Venue:
 
     def cancel(self, account: Account, params: Mapping[str, str]) -> dict[str, Any]:
         """CancelOrder by txid or cl_ord_id."""
-        order = self._open_order(account, params)
+        order = self.open_order(account, params)
         order.status, order.closetm = "canceled", time.time()
         return {"count": 1, "pending": False}
 
@@ -221,10 +236,12 @@ class Venue:
             if order.account != account.key or order.status != "open":
                 continue
             row = self.pairs[order.pair]
+            left = order.volume - order.volume_exec
             if order.side == "sell" and row["base"] == asset:
-                held += order.volume
+                held += left
             if order.side == "buy" and row["quote"] == asset:
-                held += order.volume * self.prices[order.pair][1] * (1 + self.fee_rate)
+                price = order.limit_price or self.prices[order.pair][1]
+                held += left * price * (1 + self.fee_rate)
         return held
 
     def rewards_row(self, asset: str) -> str:

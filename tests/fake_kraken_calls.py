@@ -17,6 +17,7 @@ from tests.fake_kraken_book import (
     decimal_arg,
     new_txid,
 )
+from tests.fake_kraken_limits import LimitBook
 
 
 class Matcher:
@@ -24,10 +25,11 @@ class Matcher:
 
     def __init__(self, venue: Venue) -> None:
         self.venue = venue
+        self.limits = LimitBook(venue)
 
     def add_order(self, account: Account, params: Mapping[str, str]) -> dict[str, Any]:
         """Check, then place (and fill) a market order; validate=true only checks."""
-        if params.get("ordertype") != "market":
+        if params.get("ordertype") not in ("market", "limit"):
             raise KrakenError("EGeneral:Invalid arguments:ordertype")
         side = params.get("type", "")
         if side not in ("buy", "sell"):
@@ -36,6 +38,9 @@ class Matcher:
         row = self.venue.pairs[key]
         volume = self._volume(params, row)
         cl_ord_id, userref = self._ids(account, params)
+        if params.get("ordertype") == "limit":  # maker execution (issue 16)
+            checked = (key, side, volume, cl_ord_id, userref, self._oflags(params))
+            return self.limits.add(account, params, checked)
         price, cost, fee, deltas = self._fill(key, row, side, volume, params)
         descr = {"order": f"{side} {volume:.8f} {row['altname']} @ market"}
         if params.get("validate") in ("true", "1", "True"):
@@ -54,6 +59,7 @@ class Matcher:
             userref=userref,
             opentm=time.time(),
             visible_at=time.monotonic() + self.venue.listing_delay,
+            placed_at=self.venue.clock(),
         )
         if self.venue.fill_market_orders:
             for asset, delta in deltas.items():
@@ -201,6 +207,8 @@ class Endpoints:
             return self.matcher.add_order(account, params)
         if method == "CancelOrder":
             return self.venue.cancel(account, params)
+        if method == "AmendOrder":
+            return self.matcher.limits.amend(account, params)
         if method == "Balance":
             return {a: _amount(v, self._decimals(a)) for a, v in account.balances.items()}
         if method == "BalanceEx":

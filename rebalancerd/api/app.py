@@ -17,7 +17,15 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from rebalancerd.api import control, dashboard, events, history, portfolios, web_site
+from rebalancerd.api import (
+    control,
+    dashboard,
+    events,
+    history,
+    notifications,
+    portfolios,
+    web_site,
+)
 from rebalancerd.api.guard import RateLimitedLog, guards, held_back, server_logger, where
 from rebalancerd.api.http import (
     CACHE,
@@ -88,6 +96,7 @@ def make_app(
     add("GET", "/api/portfolios/plan", portfolios.plan_preview)
     add("GET", "/api/history", history.history_list)
     add("GET", "/api/history/stats", history.history_stats)
+    add("GET", "/api/notifications", notifications.notification_list)
     _add_dashboard(app, live, scheduler)
     return app
 

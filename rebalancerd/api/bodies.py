@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -16,11 +24,22 @@ from rebalancerd.api.fields import (
     Interval,
     MaxOrders,
     Money,
+    Number,
     Percent,
     Text,
     Weights,
     Zone,
 )
+
+# ===== maker execution (issue 16) =====
+ExecutionMode = Literal["market", "maker"]
+MakerTimeout = Annotated[StrictInt, Field(ge=10, le=3600)]
+SlippageBps = Annotated[
+    Number,
+    Field(ge=0, le=1000, decimal_places=4),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1000}),
+]
+# ===== end maker execution =====
 
 # The original's curl body: the OpenAPI example, so fuzzing also walks the success path.
 ORIGINAL_CREATE: JsonDict = {
@@ -55,10 +74,17 @@ class PortfolioCreate(Body):
     drift_band_abs: Percent | None = None
     drift_band_rel: Percent | None = None
     next_rebalance_at: Instant | None = None
+    # maker execution (issue 16)
+    execution_mode: ExecutionMode = "market"
+    maker_timeout_seconds: MakerTimeout = 120
+    max_slippage_bps: SlippageBps = Field(default=50, validate_default=True)
 
 
 NOT_NULL = frozenset(
     {
+        "execution_mode",  # maker execution (issue 16)
+        "maker_timeout_seconds",
+        "max_slippage_bps",
         "name",
         "account",
         "target_weights",
@@ -89,6 +115,10 @@ class PortfolioUpdate(Body):
     drift_band_abs: Percent | None = None
     drift_band_rel: Percent | None = None
     next_rebalance_at: Instant | None = None
+    # maker execution (issue 16)
+    execution_mode: ExecutionMode | None = None
+    maker_timeout_seconds: MakerTimeout | None = None
+    max_slippage_bps: SlippageBps | None = None
 
     @model_validator(mode="after")
     def _no_null_where_required(self) -> PortfolioUpdate:

@@ -27,6 +27,7 @@ from rebalancerd.api.dashboard_replies import (
     SnapshotList,
     SnapshotQuery,
 )
+from rebalancerd.api.notifications import NotificationList, NotificationsQuery
 from rebalancerd.api.replies import (
     REPLIES,
     ControlReply,
@@ -113,6 +114,9 @@ ROUTES = (
     Route("get", "/api/history/stats",
           "Count, value traded, average portfolio value, last success per portfolio",
           StatsReply, query=HistoryFilter),
+    Route("get", "/api/notifications",
+          "Recent webhook deliveries, newest event first (receivers named host#digest, no URL)",
+          NotificationList, (503,), query=NotificationsQuery),
 )  # fmt: skip
 
 # ===== dashboard =====
@@ -205,6 +209,7 @@ def openapi_document() -> dict[str, Any]:
     """The whole document (the app builds it once at start)."""
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "validation") for m in BODIES]
     models += [(m, "serialization") for m in (*REPLIES, *DASHBOARD_REPLIES)]
+    models.append((NotificationList, "serialization"))
     _, generated = models_json_schema(models, by_alias=True, ref_template=REF)
     error = {"application/json": {"schema": ref("Error")}}
     errors = {f"E{c}": {"description": text, "content": error} for c, text in ERRORS.items()}

@@ -75,6 +75,10 @@ def _settable(portfolio: Portfolio) -> dict[str, Any]:
         "max_orders_per_rebalance": portfolio.max_orders_per_rebalance,
         "drift_band_abs": portfolio.drift_band_abs,
         "drift_band_rel": portfolio.drift_band_rel,
+        # maker execution (issue 16)
+        "execution_mode": portfolio.execution_mode,
+        "maker_timeout_seconds": portfolio.maker_timeout_seconds,
+        "max_slippage_bps": portfolio.max_slippage_bps,
     }
 
 

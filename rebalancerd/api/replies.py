@@ -77,6 +77,10 @@ class Portfolio(Reply):
     drift_band_abs: Euro | None
     drift_band_rel: Euro | None
     failure_count: int
+    # maker execution (issue 16)
+    execution_mode: Literal["market", "maker"]
+    maker_timeout_seconds: int
+    max_slippage_bps: Euro
 
 
 class HistoryRecord(Reply):
@@ -96,6 +100,7 @@ class HistoryRecord(Reply):
     errors: list[str] | None
     triggered_by: str
     duration: int | None
+    execution_cost_bps: Euro | None = None  # maker execution (issue 16)
 
 
 class SchedulerConfigState(Reply):

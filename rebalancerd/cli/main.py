@@ -32,6 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     from rebalancerd.cli import client
 
     client.add_commands(sub)
+    # ===== backtest (issue 18) =====
+    from rebalancerd.backtest.command import add_command as add_backtest
+
+    add_backtest(sub)
+    # ===== end backtest =====
+    from rebalancerd.notify import check
+
+    check.add_commands(sub)  # notify test
     return parser
 
 
@@ -104,6 +112,9 @@ def _register_secrets(settings: Settings) -> None:
     from rebalancerd.logsetup import register_secret
 
     secrets = [settings.http.api_token, settings.database.url]
+    secrets += [hook.secret for hook in settings.notify.webhook]  # and the URLs: Slack's are keys
+    for hook in settings.notify.webhook:
+        register_secret(hook.url)
     for account in settings.accounts.values():
         secrets += [account.api_key, account.api_secret]
     for secret in secrets:

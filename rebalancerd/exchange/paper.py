@@ -8,7 +8,9 @@ from dataclasses import replace
 from decimal import ROUND_UP, Decimal
 from typing import Protocol
 
+from rebalancerd.exchange.maker import LimitRequest
 from rebalancerd.exchange.names import REWARDS_SUFFIX
+from rebalancerd.exchange.paper_maker import PaperBook
 from rebalancerd.exchange.protocol import (
     Balances,
     OrderRequest,
@@ -179,11 +181,13 @@ class PaperExchange:
         market: MarketData,
         ledger: PaperLedger,
         fee_rate: Decimal = Decimal("0.0026"),
+        maker_fee_rate: Decimal = Decimal("0.0016"),
     ) -> None:
         self.account = account
         self._market = market
         self._ledger = ledger
         self._fee_rate = fee_rate
+        self._book = PaperBook(maker_fee_rate, fee_rate)  # maker execution (issue 16)
         self._pairs: dict[str, tuple[str, str]] = {}  # pair key -> (base, quote)
 
     def __repr__(self) -> str:
@@ -251,16 +255,70 @@ class PaperExchange:
         return rules
 
     async def find_order(self, client_order_id: str) -> OrderState | None:
-        """The recorded order with this client order id."""
+        """The resting or recorded order with this client order id."""
+        await self._match()
+        if client_order_id in self._book.resting:
+            return self._book.resting[client_order_id][0]
         return await self._ledger.find(self.account, client_order_id)
 
     async def query_orders(self, txids: Sequence[str]) -> dict[str, OrderState]:
-        """Recorded orders by txid."""
-        return await self._ledger.by_txid(self.account, txids)
+        """Resting and recorded orders by txid."""
+        await self._match()
+        resting = self._book.by_txid()
+        found = await self._ledger.by_txid(self.account, [t for t in txids if t not in resting])
+        return {**found, **{t: s for t, s in resting.items() if t in txids}}
 
     async def cancel_order(self, client_order_id: str) -> None:
-        """Paper market orders fill at once, so there is never anything left to cancel."""
-        raise RejectedError(f"no open order {client_order_id}", "EOrder:Unknown order")
+        """Cancel a resting limit order (market orders fill at once: nothing to cancel)."""
+        await self._match()
+        await self._book.cancel(client_order_id, self._record)
+
+    # ===== maker execution (issue 16) =====
+
+    async def place_limit(self, request: LimitRequest) -> OrderState:
+        """Rest a post-only order, fill an IOC that crosses; never twice for one client id."""
+        await self._match()
+        if request.client_order_id in self._book.resting:
+            return self._book.resting[request.client_order_id][0]
+        existing = await self._ledger.find(self.account, request.client_order_id)
+        if existing is not None:
+            return existing
+        rules = await self._rules(request.pair)
+        quote = (await self._market.tickers([request.pair]))[request.pair]
+        order = OrderRequest(request.pair, request.side, request.volume, request.client_order_id)
+        check_order(order, rules, request.price)
+        state = OrderState(
+            request.client_order_id,
+            paper_txid(),
+            request.pair,
+            request.side,
+            "open",
+            request.volume,
+        )
+        return await self._book.place(request, state, rules, quote, self._record)
+
+    async def amend_price(
+        self, client_order_id: str, pair: str, price: Decimal, age: float
+    ) -> None:
+        """Move a resting order; refused when it would take."""
+        await self._match()
+        quote = (await self._market.tickers([pair]))[pair]
+        self._book.amend(client_order_id, price, quote)
+
+    def trading_room(self, pair: str) -> float:
+        """Paper has no trading counter."""
+        return float("inf")
+
+    async def _match(self) -> None:
+        pairs = self._book.pairs()
+        if pairs:
+            await self._book.match(dict(await self._market.tickers(pairs)), self._record)
+
+    async def _record(self, state: OrderState, deltas: dict[str, Decimal]) -> OrderState:
+        amounts = await self._ledger.balances(self.account)
+        return await self._ledger.record_order(
+            self.account, state, draw_spot_first(deltas, amounts)
+        )
 
     async def warm(self) -> None:
         """Warm the market's cache (a Kraken market has one; simulated prices need none)."""

@@ -17,12 +17,16 @@ from decimal import Decimal
 from rebalancerd.aio import any_of
 from rebalancerd.exchange.protocol import Exchange, ExchangeError
 from rebalancerd.metrics import Metrics
+from rebalancerd.notify import events as notify_events
 from rebalancerd.planning import plan as planner
 from rebalancerd.runs import slots
+from rebalancerd.runs.execution import maker_json
+from rebalancerd.runs.maker_recovery import resolve_maker_intent
 from rebalancerd.runs.outcome import RunOutcome, intent_json
 from rebalancerd.runs.placement import FINAL, record_state
 from rebalancerd.runs.trade import Executor, Preview, RunPlan
 from rebalancerd.store.database import DB_ERRORS
+from rebalancerd.store.history import RunEvents
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import HistoryRecord, OrderIntent, Portfolio, Run
 
@@ -75,6 +79,11 @@ class RunManager:
         self._using: dict[int, Exchange] = {}  # run id -> the exchange it started with
         self._ended = asyncio.Event()  # set whenever a run ends (retire() waits on it)
         self.heartbeat = time.monotonic()  # the last sign of life of a run (lease kept)
+
+    @property
+    def executor(self) -> Executor:
+        """The executor of this daemon's runs (tests tune its maker engine's clock and poll)."""
+        return self._executor
 
     @property
     def active_count(self) -> int:
@@ -142,7 +151,7 @@ class RunManager:
                 log.exception("[Rebalance:%s] ERROR: run failed unexpectedly", portfolio.id)
                 outcome = RunOutcome(errors=(f"run failed: {type(exc).__name__}: {exc}",))
             record = await self.store.finish_run(
-                run, self.owner, outcome.history(run, _ms(started))
+                run, self.owner, outcome.history(run, _ms(started)), self._events(run, portfolio)
             )
         finally:
             keeper.cancel()
@@ -201,9 +210,12 @@ class RunManager:
                     intent = await resolve_intent(self.store, exchange, intent)
                 except ExchangeError as exc:
                     errors.append(f"could not look up {intent.client_order_id}: {exc}")
-            settled.append(intent_json(intent))
+            maker = intent.execution_mode == "maker"  # issue 16: its execution fields too
+            settled.append(maker_json(intent) if maker else intent_json(intent))
         outcome = RunOutcome(planned=len(intents), orders=tuple(settled), errors=tuple(errors))
-        record = await self.store.finish_run(run, self.owner, outcome.history(run, _ms(started)))
+        name = portfolio.name if portfolio is not None else None
+        history = outcome.history(run, _ms(started))
+        record = await self.store.finish_run(run, self.owner, history, self._events(run, name))
         log.warning(
             "[Scheduler] Reconciled interrupted run %d of portfolio %s (%d orders)",
             run.id,
@@ -213,6 +225,11 @@ class RunManager:
         if record is not None and portfolio is not None and run.slot is not None:
             await self._back_off(portfolio, run)
         return record
+
+    def _events(self, run: Run, portfolio: Portfolio | str | None) -> RunEvents:
+        """The notifications of the run's end, committed with its history row."""
+        name = portfolio.name if isinstance(portfolio, Portfolio) else portfolio
+        return notify_events.on_run_end(run.id, name, self.clock)
 
     async def _keep_lease(self, run: Run, lost: asyncio.Event) -> None:
         while True:
@@ -270,6 +287,8 @@ class RunManager:
 
 async def resolve_intent(store: Store, exchange: Exchange, intent: OrderIntent) -> OrderIntent:
     """Ask the exchange what became of an order by its client order id."""
+    if intent.execution_mode == "maker":  # maker execution (issue 16): cancel, then record
+        return await resolve_maker_intent(store, exchange, intent)
     state = await exchange.find_order(intent.client_order_id)
     if state is None:
         return await store.update_intent(

@@ -16,6 +16,7 @@ from rebalancerd.backoff import doubling
 from rebalancerd.config import SchedulerSettings
 from rebalancerd.exchange.protocol import Exchange
 from rebalancerd.metrics import Metrics
+from rebalancerd.notify import events as notify_events
 from rebalancerd.runs import bands, slots, snapshots
 from rebalancerd.runs.control import (
     ACTIONS,
@@ -276,9 +277,14 @@ class Scheduler:
 
     async def control(self, action: str, config: Mapping[str, Any] | None = None) -> Effective:
         """start | stop | restart | update-config, stored so every daemon obeys."""
-        wanted = requested_state(await self.store.scheduler_state(), action, config or {})
+        state = await self.store.scheduler_state()
+        wanted = requested_state(state, action, config or {})
+        was, now = effective(self.settings, state), effective(self.settings, wanted)
+        events = notify_events.scheduler_control(
+            action, was.running, now.running, self.owner, self.clock()
+        )
         await self.store.set_scheduler_state(
-            wanted.running, wanted.enabled, wanted.check_interval, wanted.dry_run
+            wanted.running, wanted.enabled, wanted.check_interval, wanted.dry_run, events
         )
         log.info("[Scheduler] %s", ACTIONS[action])
         self.wake()

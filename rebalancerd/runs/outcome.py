@@ -10,6 +10,7 @@ from typing import Required, TypedDict
 
 from rebalancerd.decimals import plain
 from rebalancerd.planning.types import PlannedOrder
+from rebalancerd.runs.chase import weighted_bps
 from rebalancerd.store.history import HistoryFields
 from rebalancerd.store.rows import OrderIntent, Run
 
@@ -32,6 +33,13 @@ class OrderJson(TypedDict, total=False):
     cost: str
     error: str | None
     value: str  # planned orders only
+    # maker execution (issue 16)
+    executionMode: str
+    arrivalMid: str | None
+    avgPrice: str
+    costBps: str | None
+    placements: int
+    fallback: bool
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,17 @@ class RunOutcome:
             errors=self.errors,
             triggered_by=run.triggered_by,
             duration=duration_ms,
+            execution_cost_bps=_cost_bps(self.orders),
         )
+
+
+def _cost_bps(orders: Iterable[OrderJson]) -> Decimal | None:
+    """executionCostBps (issue 16): cost bps weighted by the value each order traded."""
+    return weighted_bps(
+        (Decimal(str(o["costBps"])), Decimal(o.get("cost", "0")))
+        for o in orders
+        if o.get("costBps") is not None
+    )
 
 
 def intent_json(intent: OrderIntent) -> OrderJson:

@@ -116,7 +116,7 @@ async def record_run(store: Store, before: Taken, orders: Iterable[Mapping[str, 
     """A run's two snapshots: as planned, and once the orders that filled are counted."""
     if before.fields is None:
         return
-    filled = [o for o in orders if o.get("status") in ("filled", "canceled")]
+    filled = [o for o in orders if Decimal(str(o.get("volumeExecuted") or 0))]  # partial too
     after = after_fills(before.fields, filled) if filled else before.fields
     pid, run_id = before.portfolio_id, before.run_id
     await _write(store, pid, [(pid, "before", before.fields, run_id, before.at),

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypedDict
 
+from rebalancerd.exchange.maker import MakerExchange
 from rebalancerd.exchange.protocol import (
     Balances,
     Exchange,
@@ -23,6 +24,8 @@ from rebalancerd.exchange.protocol import (
 from rebalancerd.metrics import Metrics
 from rebalancerd.planning import plan as planner
 from rebalancerd.runs import snapshots
+from rebalancerd.runs.execution import market_json, observe
+from rebalancerd.runs.maker_trade import MakerTrader
 from rebalancerd.runs.outcome import RunOutcome, planned_json
 from rebalancerd.runs.placement import OrderPlacement, Sent
 from rebalancerd.store.repository import Store
@@ -88,6 +91,7 @@ class Executor:
         self.metrics = metrics
         self.clock = clock
         self.placement = OrderPlacement(store, metrics, fill_timeout=fill_timeout)
+        self.maker = MakerTrader(store, metrics)  # maker execution (issue 16)
 
     async def rebalance(
         self, run: Run, portfolio: Portfolio, exchange: Exchange, stopping: asyncio.Event
@@ -159,6 +163,9 @@ class Executor:
             if run.dry_run:
                 outcome = outcome.with_orders(planned_json(o) for o in plan.orders)
                 return outcome
+            if portfolio.execution_mode == "maker" and isinstance(exchange, MakerExchange):
+                outcome = await self._trade_maker(run, portfolio, exchange, planned, plan, stopping)
+                return outcome
             outcome = await self._trade(run, exchange, planned, plan, outcome, stopping)
             return outcome
         except ExchangeError as exc:
@@ -192,7 +199,35 @@ class Executor:
             await self.placement.save(sold.intents)  # what the sells' replies said is kept
             raise
         settled = await self.placement.settle(pid, exchange, [sold, bought])
-        return outcome.with_orders(settled.orders, settled.errors)
+        orders = market_json(settled.orders, planned.quotes)  # issue 16: execution fields
+        observe(self.metrics, orders)
+        return outcome.with_orders(orders, settled.errors)
+
+    async def _trade_maker(
+        self,
+        run: Run,
+        portfolio: Portfolio,
+        exchange: MakerExchange,
+        planned: RunPlan,
+        plan: planner.Plan,
+        stopping: asyncio.Event,
+    ) -> RunOutcome:
+        """Maker execution (issue 16): runs/maker_trade.py."""
+        pid = run.portfolio_id
+
+        def size_buys(proceeds: Decimal) -> tuple[planner.PlannedOrder, ...]:
+            # The sells are settled here: their proceeds are real, not a bound.
+            return _sized_buys(pid, planned, plan, proceeds)
+
+        return await self.maker.trade(
+            run,
+            portfolio,
+            exchange,
+            (plan.sells, size_buys),
+            (planned.quotes, planned.pairs),
+            planned.outcome(),
+            stopping,
+        )
 
     def _exchange_failure(self, exc: ExchangeError) -> str:
         if isinstance(exc, FatalError):

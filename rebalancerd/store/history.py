@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from rebalancerd.store.database import QUERIES, Database
+from rebalancerd.store.database import QUERIES
+from rebalancerd.store.outbox import NewEvent, OutboxQueries
 from rebalancerd.store.rows import HistoryRecord, Run, from_record
+
+# The notifications a finished run reports, built from its history row (committed with it).
+RunEvents = Callable[[HistoryRecord], Sequence[NewEvent]]
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class HistoryFields:
     errors: Sequence[str]
     triggered_by: str
     duration: int  # milliseconds
+    execution_cost_bps: Decimal | None = None  # maker execution (issue 16)
 
     @property
     def first_error(self) -> str | None:
@@ -51,13 +56,13 @@ class HistoryFields:
         )
 
 
-class HistoryQueries(Database):
+class HistoryQueries(OutboxQueries):
     """The rebalance_history table, and finishing a run (which writes its row)."""
 
     async def finish_run(
-        self, run: Run, owner: str, history: HistoryFields
+        self, run: Run, owner: str, history: HistoryFields, events: RunEvents | None = None
     ) -> HistoryRecord | None:
-        """Write the history row and close the run in one transaction.
+        """Write the history row, close the run and record `events(row)` in one transaction.
 
         None, and nothing written, when the lease was lost (another daemon owns the run now).
         """
@@ -74,8 +79,14 @@ class HistoryQueries(Database):
                 )
                 if fenced is None:
                     raise _FencedOff  # rolls the history row back
+                if history.execution_cost_bps is not None:  # maker execution (issue 16)
+                    row = await conn.fetchrow(
+                        QUERIES["set_history_execution_cost"], row["id"], history.execution_cost_bps
+                    )
                 mark = "mark_rebalanced" if history.success else "mark_failed"
                 await conn.execute(QUERIES[mark], run.portfolio_id)
+                if events is not None:  # a crash after this commit cannot lose them
+                    await self.add_events(conn, events(from_record(HistoryRecord, row)))
         except _FencedOff:
             return None
         await self.notify("runs")

@@ -35,6 +35,13 @@ class PortfolioFields:
     drift_band_rel: Decimal | None
     schedule_anchor: datetime | None
     next_rebalance_at: datetime | None
+    # ===== maker execution (issue 16): stored by set_portfolio_execution =====
+    execution_mode: str = "market"
+    maker_timeout_seconds: int = 120
+    max_slippage_bps: Decimal = Decimal(50)
+
+    def execution_args(self) -> tuple[object, ...]:
+        return (self.execution_mode, self.maker_timeout_seconds, self.max_slippage_bps)
 
     def args(self) -> tuple[object, ...]:
         return (
@@ -69,7 +76,9 @@ class PortfolioQueries(Database):
 
     async def create_portfolio(self, values: PortfolioFields) -> Portfolio:
         try:
-            row = await self.pool.fetchrow(QUERIES["insert_portfolio"], *values.args())
+            async with self.transaction() as conn:
+                row = await conn.fetchrow(QUERIES["insert_portfolio"], *values.args())
+                row = await _set_execution(conn, row, values)
         except asyncpg.UniqueViolationError:
             raise AccountInUseError(values.account) from None
         await self.notify("portfolios")
@@ -79,9 +88,9 @@ class PortfolioQueries(Database):
         self, portfolio_id: str, values: PortfolioFields
     ) -> Portfolio | None:
         try:
-            row = await self.pool.fetchrow(
-                QUERIES["update_portfolio"], portfolio_id, *values.args()
-            )
+            async with self.transaction() as conn:
+                row = await conn.fetchrow(QUERIES["update_portfolio"], portfolio_id, *values.args())
+                row = await _set_execution(conn, row, values)
         except asyncpg.UniqueViolationError:
             raise AccountInUseError(values.account) from None
         await self.notify("portfolios")
@@ -137,6 +146,17 @@ class PortfolioQueries(Database):
         self, conn: asyncpg.Connection | None, portfolio_id: str, at: datetime | None
     ) -> None:
         await (conn or self.pool).execute(QUERIES["set_next_rebalance"], portfolio_id, at)
+
+
+async def _set_execution(
+    conn: asyncpg.Connection, row: asyncpg.Record | None, values: PortfolioFields
+) -> asyncpg.Record | None:
+    """Maker execution (issue 16): the portfolio's execution settings, in the same transaction."""
+    if row is None:
+        return None
+    return await conn.fetchrow(
+        QUERIES["set_portfolio_execution"], row["id"], *values.execution_args()
+    )
 
 
 def lock_due_sql(limit: int) -> str:

@@ -194,9 +194,12 @@ RETURNING running, enabled, check_interval, dry_run, updated_at;
 SELECT pg_notify('rebalancerd', $1);
 
 -- name: paper_seed
+-- Two daemons starting at once both see no rows and both insert the same seed: the second's
+-- rows conflict and are dropped (it used to fail the daemon's start with a unique violation).
 INSERT INTO paper_balances (account, asset, amount)
 SELECT $1, asset, amount FROM unnest($2::text[], $3::numeric[]) AS s(asset, amount)
- WHERE NOT EXISTS (SELECT 1 FROM paper_balances WHERE account = $1);
+ WHERE NOT EXISTS (SELECT 1 FROM paper_balances WHERE account = $1)
+ON CONFLICT DO NOTHING;
 
 -- name: paper_balances
 SELECT asset, amount FROM paper_balances WHERE account = $1;
@@ -223,6 +226,126 @@ SELECT * FROM paper_orders WHERE account = $1 AND client_order_id = $2;
 
 -- name: paper_by_txid
 SELECT * FROM paper_orders WHERE account = $1 AND txid = ANY($2::text[]);
+
+-- ===== maker execution (issue 16) =====
+
+-- name: set_portfolio_execution
+UPDATE portfolios
+   SET execution_mode = $2, maker_timeout_seconds = $3, max_slippage_bps = $4
+ WHERE id = $1
+RETURNING *;
+
+-- name: insert_maker_intent
+INSERT INTO order_intents (run_id, seq, client_order_id, symbol, pair, side, volume,
+                           expected_price, execution_mode, arrival_mid)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'maker', $9)
+RETURNING *;
+
+-- name: add_child_order
+-- Committed before child order $2 is sent: a restart then looks up children 0..$2.
+UPDATE order_intents SET child_orders = greatest(child_orders, $2 + 1), updated_at = now()
+ WHERE client_order_id = $1
+RETURNING *;
+
+-- name: save_maker_intent
+UPDATE order_intents
+   SET status = $2, txid = $3, volume_executed = $4, cost = $5, fee = $6, avg_price = $7,
+       error = $8, placements = $9, fallback = $10, updated_at = now()
+ WHERE client_order_id = $1
+RETURNING *;
+
+-- name: set_history_execution_cost
+UPDATE rebalance_history SET execution_cost_bps = $2 WHERE id = $1
+RETURNING *;
+
+-- ===== notifications (transactional outbox) =====
+
+-- name: outbox_insert
+-- One statement for any number of events (executemany costs a round trip per row).
+INSERT INTO notify_events (id, type, created_at, data)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::jsonb[]);
+
+-- name: outbox_dispatch
+-- Fan new events out to this daemon's hooks: $1 is {hook: [event types it wants]}. SKIP LOCKED:
+-- two daemons never fan out one event twice (and the primary key would refuse it anyway).
+WITH ev AS (
+    SELECT id, type FROM notify_events WHERE NOT dispatched
+     ORDER BY created_at LIMIT 500 FOR UPDATE SKIP LOCKED
+), fanned AS (
+    INSERT INTO notify_deliveries (event_id, hook)
+    SELECT ev.id, h.key FROM ev CROSS JOIN jsonb_each($1::jsonb) AS h(key, types)
+     WHERE h.types ? ev.type
+    ON CONFLICT DO NOTHING
+)
+UPDATE notify_events e SET dispatched = true FROM ev WHERE e.id = ev.id
+RETURNING e.id;
+
+-- name: outbox_claim
+-- Take up to $2 due deliveries of hook $1 for one attempt each, leased for $3 seconds: the
+-- lease is next_attempt_at, so another daemon (or this one after a restart) retries an attempt
+-- whose daemon died. SKIP LOCKED lets several daemons claim from one outbox at once.
+WITH due AS (
+    SELECT event_id, hook FROM notify_deliveries
+     WHERE hook = $1 AND status = 'pending' AND next_attempt_at <= now()
+     ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+UPDATE notify_deliveries d
+   SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $3),
+       updated_at = now()
+  FROM due, notify_events e
+ WHERE d.event_id = due.event_id AND d.hook = due.hook AND e.id = d.event_id
+RETURNING d.event_id, d.hook, d.attempts, e.type, e.created_at, e.data;
+
+-- name: outbox_delivered
+-- Delivered wins over a stale lease: the receiver has it, whoever else is trying.
+UPDATE notify_deliveries
+   SET status = 'delivered', last_status = $3, last_error = NULL, delivered_at = now(),
+       updated_at = now()
+ WHERE event_id = $1 AND hook = $2 AND status = 'pending';
+
+-- name: outbox_failed
+-- One attempt failed: try again in $5 seconds, or give up ($6). Only the attempt that holds the
+-- claim ($3) writes: a late answer to an attempt whose lease ran out changes nothing.
+UPDATE notify_deliveries
+   SET status = CASE WHEN $6 THEN 'given_up' ELSE 'pending' END,
+       next_attempt_at = now() + make_interval(secs => $5),
+       last_status = $4, last_error = $7, updated_at = now()
+ WHERE event_id = $1 AND hook = $2 AND attempts = $3 AND status = 'pending';
+
+-- name: outbox_release
+-- Shutdown mid-attempt: due again at once, and the attempt does not count.
+UPDATE notify_deliveries
+   SET next_attempt_at = now(), attempts = attempts - 1, updated_at = now()
+ WHERE event_id = $1 AND hook = $2 AND attempts = $3 AND status = 'pending';
+
+-- name: outbox_next_due
+SELECT min(next_attempt_at) FROM notify_deliveries
+ WHERE status = 'pending' AND hook = ANY($1::text[]);
+
+-- name: outbox_stats
+SELECT (SELECT count(*) FROM notify_deliveries WHERE status = 'pending')
+     + (SELECT count(*) FROM notify_events WHERE NOT dispatched) AS pending,
+       extract(epoch FROM now() - least(
+           (SELECT min(e.created_at) FROM notify_deliveries d
+              JOIN notify_events e ON e.id = d.event_id WHERE d.status = 'pending'),
+           (SELECT min(created_at) FROM notify_events WHERE NOT dispatched)))::float8
+         AS oldest_pending_seconds;
+
+-- name: outbox_prune
+-- Events whose every delivery is over (or that had no hook) and older than the retention.
+DELETE FROM notify_events e
+ WHERE e.dispatched AND e.created_at < now() - make_interval(secs => $1)
+   AND NOT EXISTS (SELECT 1 FROM notify_deliveries d
+                    WHERE d.event_id = e.id AND d.status = 'pending');
+
+-- name: outbox_recent
+SELECT d.event_id, d.hook, d.status, d.attempts, d.next_attempt_at, d.last_status,
+       d.last_error, d.updated_at, d.delivered_at, e.type, e.created_at,
+       e.data -> 'portfolio' ->> 'id' AS portfolio_id,
+       (e.data -> 'run' ->> 'id')::bigint AS run_id
+  FROM notify_deliveries d JOIN notify_events e ON e.id = d.event_id
+ ORDER BY e.created_at DESC, d.hook
+ LIMIT $1;
 
 -- ===== dashboard: snapshots and the overview's aggregates =====
 

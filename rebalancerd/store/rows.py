@@ -39,6 +39,10 @@ class Portfolio:
     drift_band_abs: Decimal | None = None
     drift_band_rel: Decimal | None = None
     failure_count: int = 0
+    # ===== maker execution (issue 16) =====
+    execution_mode: str = "market"  # market | maker
+    maker_timeout_seconds: int = 120
+    max_slippage_bps: Decimal = Decimal(50)
 
     def weights(self) -> dict[str, Decimal]:
         """Target weights as Decimals (JSON numbers arrive as int or float)."""
@@ -80,6 +84,12 @@ class OrderIntent:
     fee: Decimal
     avg_price: Decimal
     error: str | None
+    # ===== maker execution (issue 16) =====
+    execution_mode: str = "market"
+    arrival_mid: Decimal | None = None
+    child_orders: int = 0  # exchange orders committed for this intent (runs/maker_ids.py)
+    placements: int = 0
+    fallback: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,7 @@ class HistoryRecord:
     errors: list[str] | None
     triggered_by: str
     duration: int | None
+    execution_cost_bps: Decimal | None = None  # maker execution (issue 16)
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,13 @@
       hint: 'Between runs, rebalance when an asset is this many percentage points off its target.' },
     { key: 'driftBandRel', label: 'Drift band, relative', type: 'number', unit: '% of target', min: 0, step: 'any',
       optional: true, hint: 'The same as a share of the target (25 % of a 20 % target is 5 pp).' },
+    // Maker execution (issue 16)
+    { key: 'executionMode', label: 'Execution', type: 'select', options: ['market', 'maker'], example: 'market',
+      hint: 'market: fill at once at the book; maker: rest each order as a post-only limit at the best price on its side (maker fee).' },
+    { key: 'makerTimeoutSeconds', label: 'Maker timeout', type: 'number', unit: 's', min: 10, max: 3600, step: 1, example: 120,
+      hint: 'How long a maker order may rest (10–3600 s).' },
+    { key: 'maxSlippageBps', label: 'Max slippage', type: 'number', unit: 'bp', min: 0, step: 1, example: 50,
+      hint: 'The fallback\'s cap through the mid, in basis points (0–1000).' },
     { key: 'rebalanceEnabled', label: 'Enabled: run on its schedule', type: 'checkbox', example: false },
   ];
   RB.FIELDS = FIELDS;
@@ -143,7 +150,7 @@
         options.map(([v, text]) => h('option', { value: v, selected: v === value, text })));
     }
     return h('input', { id, name: field.key, type: field.type === 'number' ? 'number' : 'text',
-      inputmode: field.type === 'number' ? 'decimal' : undefined, min: field.min, step: field.step,
+      inputmode: field.type === 'number' ? 'decimal' : undefined, min: field.min, max: field.max, step: field.step,
       required: field.required, value: value === null || value === undefined ? '' : String(value),
       'aria-describedby': described, autocomplete: 'off' });
   }

@@ -17,6 +17,7 @@ import pytest
 from rebalancerd.config import load_settings
 from rebalancerd.daemon import EXIT_TASK_DIED, Daemon
 from rebalancerd.store.database import Database
+from rebalancerd.store.outbox import OutboxQueries
 from rebalancerd.store.repository import Store
 from rebalancerd.systemd import Notifier
 from tests.daemon_proc import free_port
@@ -131,6 +132,18 @@ async def test_a_dead_notification_listener_exits_70(
     running = start()
     assert await running.exit_code() == EXIT_TASK_DIED
     assert died(caplog, "notify-listener", "RuntimeError: listener broke")
+
+
+async def test_a_dead_notification_sender_exits_70(
+    start: Callable[..., Running], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken_dispatch(self: OutboxQueries, *_args: object) -> int:
+        raise RuntimeError("sender broke")  # not a database error: those are retried
+
+    monkeypatch.setattr(OutboxQueries, "dispatch_events", broken_dispatch)
+    running = start()
+    assert await running.exit_code() == EXIT_TASK_DIED
+    assert died(caplog, "notify-sender", "RuntimeError: sender broke")
 
 
 async def test_a_closed_http_listener_exits_70(

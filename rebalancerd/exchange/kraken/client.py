@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from rebalancerd.exchange.kraken import parse
+from rebalancerd.exchange.kraken import limits, parse
 from rebalancerd.exchange.kraken.background import Background, describe
 from rebalancerd.exchange.kraken.fees import DEFAULT_TAKER_FEE, KEY_QUIET, FeeRates
 from rebalancerd.exchange.kraken.market import KrakenMarket
@@ -26,6 +26,7 @@ from rebalancerd.exchange.kraken.retry import (
     with_retries,
 )
 from rebalancerd.exchange.kraken.transport import KrakenTransport
+from rebalancerd.exchange.maker import LimitRequest
 from rebalancerd.exchange.protocol import (
     Balances,
     OrderRequest,
@@ -222,6 +223,25 @@ class KrakenClient:
     async def cancel_order(self, client_order_id: str) -> None:
         """CancelOrder by cl_ord_id; EOrder:Unknown order (already gone) raises RejectedError."""
         await self._read(lambda: self._http.private("CancelOrder", {"cl_ord_id": client_order_id}))
+
+    # ===== maker execution (issue 16) =====
+
+    async def place_limit(self, request: LimitRequest) -> OrderState:
+        """Limit AddOrder (post-only or IOC) with cl_ord_id; ambiguity looked up, never re-sent."""
+        key, params = limits.limit_params(await self._market.pairs(), request)
+        return await self._placer.place(limits.as_order_request(request), params, key)
+
+    async def amend_price(
+        self, client_order_id: str, pair: str, price: Decimal, age: float
+    ) -> None:
+        """AmendOrder to a new post-only price; `age` (seconds on book) prices the counter."""
+        await limits.amend(
+            self._http, await self._market.pairs(), client_order_id, pair, price, age
+        )
+
+    def trading_room(self, pair: str) -> float:
+        """Points left on `pair`'s trading counter (our model of Kraken's) right now."""
+        return self._limiter.trading_room(pair)
 
     async def close(self) -> None:
         """Stop background refreshes; close the market and session if this client opened them."""

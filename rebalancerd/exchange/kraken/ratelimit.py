@@ -35,7 +35,7 @@ TIERS: dict[str, TierLimits] = {
 # rate-limit reply saturates the model anyway, so a low guess costs one backoff, not a ban.
 HEAVY_CALLS = frozenset({"Ledgers", "QueryLedgers", "TradesHistory", "QueryTrades"})
 # These use the per-pair trading counter instead of the REST counter.
-TRADING_COSTS = {"AddOrder": 1.0, "CancelOrder": 8.0}  # cancel: worst case, order age < 5 s
+TRADING_COSTS = {"AddOrder": 1.0, "CancelOrder": 8.0, "AmendOrder": 4.0}  # worst cases (age < 5 s)
 
 
 def rest_cost(method: str) -> float:
@@ -102,20 +102,28 @@ class RateLimiter:
             self._trade[key] = DecayingCounter(limit, self.tier.trade_decay)
         return self._trade[key], TRADING_COSTS[method]
 
-    def reserve(self, method: str, pair: str | None = None) -> float:
+    def reserve(self, method: str, pair: str | None = None, cost: float | None = None) -> float:
         """Count the call and return 0 if it may go now, else the seconds to wait first."""
-        counter, cost = self._counter(method, pair)
+        counter, default = self._counter(method, pair)
+        cost = default if cost is None else cost
         now = self._clock()
         delay = counter.wait_for(cost, now)
         if delay == 0.0:
             counter.add(cost, now)
         return delay
 
-    async def acquire(self, method: str, pair: str | None = None) -> None:
-        """Wait until the call fits under Kraken's counter, then count it."""
-        while (delay := self.reserve(method, pair)) > 0.0:
+    async def acquire(
+        self, method: str, pair: str | None = None, cost: float | None = None
+    ) -> None:
+        """Wait until the call fits under Kraken's counter, then count it (`cost`: if known)."""
+        while (delay := self.reserve(method, pair, cost)) > 0.0:
             logger.debug("rate limit: %s waits %.2fs", method, delay)
             await self._sleep(delay)
+
+    def trading_room(self, pair: str) -> float:
+        """Points the pair's trading counter can take now (our side of the headroom)."""
+        counter, _ = self._counter("AddOrder", pair)
+        return counter.limit - counter.level(self._clock())
 
     def saturate(self, method: str, pair: str | None = None) -> None:
         """Record that Kraken refused a call for its rate limit, so the next ones wait."""

@@ -105,14 +105,19 @@ class KrakenTransport:
         return self._decode(method, status, body)
 
     async def private(
-        self, method: str, params: Mapping[str, str] | None = None, *, pair: str | None = None
+        self,
+        method: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        pair: str | None = None,
+        cost: float | None = None,
     ) -> Any:
         """Signed POST /0/private/<method>; returns `result` or raises ErrorReply / NoReply."""
         if not self._key or not self._secret:
             raise FatalError(f"{method}: no Kraken API credentials configured")
         self._private_busy += 1
         try:
-            status, raw = await self._signed(method, params, pair)
+            status, raw = await self._signed(method, params, pair, cost)
         finally:
             self._private_busy -= 1
             self._private_done_at = self._clock()
@@ -130,12 +135,16 @@ class KrakenTransport:
             raise
 
     async def _signed(
-        self, method: str, params: Mapping[str, str] | None, pair: str | None
+        self,
+        method: str,
+        params: Mapping[str, str] | None,
+        pair: str | None,
+        cost: float | None = None,
     ) -> tuple[int, bytes]:
         """Status and body of one signed call, sent while holding the key: nonces stay ordered."""
         path = f"/0/private/{method}"
         async with self._private_lock:
-            await self._limiter.acquire(method, pair)
+            await self._limiter.acquire(method, pair, cost)
             nonce = self._nonces.next()
             body = urlencode({"nonce": str(nonce), **(params or {})})
             headers = {

@@ -1,0 +1,1 @@
+"""Notifications: events recorded in a transactional outbox, delivered as signed webhooks."""
