@@ -84,7 +84,12 @@ class Daemon:
 
             await seed_demo(self.store)
         self.scheduler = Scheduler(
-            settings.scheduler, self.store, self.exchanges, metrics, owner=new_owner_id()
+            settings.scheduler,
+            self.store,
+            self.exchanges,
+            metrics,
+            owner=new_owner_id(),
+            max_trade_value=settings.safety.max_trade_value_eur,  # safety controls
         )
         config = await self.scheduler.refresh()
         if config.running:
@@ -177,6 +182,7 @@ class Daemon:
             self.settings = fresh  # the API reads the token through this
             if self.scheduler is not None:
                 self.scheduler.reconfigure(fresh.scheduler)
+                self.scheduler.runs.max_trade_value = fresh.safety.max_trade_value_eur
                 if retired:
                     self._chore(self._release(self.scheduler, retired), "release-exchanges")
             log.info("[Scheduler] Configuration reloaded")

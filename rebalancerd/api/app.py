@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from rebalancerd.api import control, history, portfolios
+from rebalancerd.api import control, history, portfolios, runs
 from rebalancerd.api.guard import RateLimitedLog, guards, held_back, server_logger, where
 from rebalancerd.api.http import (
     CACHE,
@@ -88,6 +88,10 @@ def make_app(
     add("GET", "/api/portfolios/plan", portfolios.plan_preview)
     add("GET", "/api/history", history.history_list)
     add("GET", "/api/history/stats", history.history_stats)
+    # safety controls
+    add("GET", "/api/runs", runs.list_runs)
+    add("POST", "/api/runs/{id}/approve", runs.approve_run)
+    add("POST", "/api/runs/{id}/reject", runs.reject_run)
     return app
 
 

@@ -16,11 +16,13 @@ from rebalancerd.api.bodies import (
     IdQuery,
     PortfolioCreate,
     PortfolioUpdate,
+    RunsQuery,
     SchedulerControl,
     TriggerRequest,
 )
 from rebalancerd.api.replies import (
     REPLIES,
+    ApprovalReply,
     ControlReply,
     Health,
     HistoryList,
@@ -28,6 +30,7 @@ from rebalancerd.api.replies import (
     PlanPreview,
     PortfolioList,
     PortfolioReply,
+    RunList,
     StatsReply,
     StatusReply,
     TriggerReply,
@@ -41,7 +44,8 @@ ERRORS = {
     403: "Cross-origin request: the Origin header is not this daemon",
     404: "No portfolio has that id",
     408: "The request body did not arrive in time",
-    409: "Conflict: the portfolio is running, or the account is taken",
+    409: "Conflict: the portfolio is running, the account is taken, the scheduler is halted, "
+    "or the run is not awaiting approval (a stale approval answers StaleApproval)",
     413: "Request body over the size limit",
     415: "The request body was not sent as Content-Type: application/json",
     421: "Host name not served here: not loopback and not in http.allowed_hosts",
@@ -71,6 +75,7 @@ class Route:
     status: int = 200
     open: bool = False  # served without the token
     media: str = "application/json"
+    path_id: bool = False  # the path carries {id}, a run id
 
 
 ROUTES = (
@@ -81,10 +86,13 @@ ROUTES = (
     Route("get", "/api/openapi.json", "This document", {"type": "object"}, ()),
     Route("get", "/api/scheduler", "Scheduler status and the schedule of enabled portfolios",
           StatusReply, (503,)),
-    Route("post", "/api/scheduler", "start | stop | restart | update-config (every daemon obeys)",
+    Route("post", "/api/scheduler",
+          "start | stop | restart | update-config | halt | resume (every daemon obeys; halt is "
+          "the kill switch: runs in flight stop before their next order)",
           ControlReply, body=SchedulerControl),
     Route("post", "/api/scheduler/trigger",
-          "Rebalance one portfolio now; `success` says whether the run succeeded",
+          "Rebalance one portfolio now; `success` says whether the run succeeded (202 with `run`: "
+          "the plan awaits approval); `force` passes the price-jump guard; 409 while halted",
           TriggerReply, (400, 404, 409), body=TriggerRequest),
     Route("get", "/api/portfolios/manage", "List portfolios", PortfolioList, ()),
     Route("post", "/api/portfolios/manage",
@@ -102,6 +110,15 @@ ROUTES = (
     Route("get", "/api/history/stats",
           "Count, value traded, average portfolio value, last success per portfolio",
           StatsReply, query=HistoryFilter),
+    # safety controls
+    Route("get", "/api/runs", "Runs, newest first (`status=awaiting_approval`: plans to approve)",
+          RunList, query=RunsQuery),
+    Route("post", "/api/runs/{id}/approve",
+          "Re-plan with fresh prices and execute if every order is within approvalTolerancePct "
+          "of the approved plan; else 409 (StaleApproval) with the new plan, which awaits "
+          "approval again", ApprovalReply, (400, 404, 409, 502), path_id=True),
+    Route("post", "/api/runs/{id}/reject", "Reject a run awaiting approval: nothing is placed",
+          ApprovalReply, (400, 404, 409), path_id=True),
 )  # fmt: skip
 
 
@@ -142,6 +159,9 @@ def operation(route: Route) -> dict[str, Any]:
         op["requestBody"] = {"required": True, "content": schema}
     if route.query is not None:
         op["parameters"] = query_parameters(route.query)
+    if route.path_id:
+        run_id = {"type": "integer", "minimum": 1}
+        op["parameters"] = [{"name": "id", "in": "path", "required": True, "schema": run_id}]
     if route.open:
         op["security"] = []
     return op

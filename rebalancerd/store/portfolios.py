@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,6 +12,7 @@ import asyncpg
 
 from rebalancerd.store.database import QUERIES, Database
 from rebalancerd.store.rows import Portfolio, from_record
+from rebalancerd.store.safety import SafetyFields
 
 
 class AccountInUseError(Exception):
@@ -35,6 +36,8 @@ class PortfolioFields:
     drift_band_rel: Decimal | None
     schedule_anchor: datetime | None
     next_rebalance_at: datetime | None
+    # ----- safety controls: written by set_portfolio_safety in the same transaction -----
+    safety: SafetyFields = field(default_factory=SafetyFields)
 
     def args(self) -> tuple[object, ...]:
         return (
@@ -69,7 +72,9 @@ class PortfolioQueries(Database):
 
     async def create_portfolio(self, values: PortfolioFields) -> Portfolio:
         try:
-            row = await self.pool.fetchrow(QUERIES["insert_portfolio"], *values.args())
+            async with self.transaction() as conn:
+                row = await conn.fetchrow(QUERIES["insert_portfolio"], *values.args())
+                row = await _with_safety(conn, row, values)
         except asyncpg.UniqueViolationError:
             raise AccountInUseError(values.account) from None
         await self.notify("portfolios")
@@ -79,9 +84,9 @@ class PortfolioQueries(Database):
         self, portfolio_id: str, values: PortfolioFields
     ) -> Portfolio | None:
         try:
-            row = await self.pool.fetchrow(
-                QUERIES["update_portfolio"], portfolio_id, *values.args()
-            )
+            async with self.transaction() as conn:
+                row = await conn.fetchrow(QUERIES["update_portfolio"], portfolio_id, *values.args())
+                row = await _with_safety(conn, row, values)
         except asyncpg.UniqueViolationError:
             raise AccountInUseError(values.account) from None
         await self.notify("portfolios")
@@ -137,6 +142,18 @@ class PortfolioQueries(Database):
         self, conn: asyncpg.Connection | None, portfolio_id: str, at: datetime | None
     ) -> None:
         await (conn or self.pool).execute(QUERIES["set_next_rebalance"], portfolio_id, at)
+
+
+async def _with_safety(
+    conn: asyncpg.Connection, row: asyncpg.Record | None, values: PortfolioFields
+) -> asyncpg.Record | None:
+    """The row with its safety columns written (safety controls, sql/0004_safety.sql)."""
+    if row is None:
+        return None
+    saved: asyncpg.Record | None = await conn.fetchrow(
+        QUERIES["set_portfolio_safety"], row["id"], *values.safety.args()
+    )
+    return saved
 
 
 def lock_due_sql(limit: int) -> str:

@@ -8,9 +8,10 @@ from rebalancerd.store.history import HistoryQueries
 from rebalancerd.store.portfolios import PortfolioQueries
 from rebalancerd.store.rows import SchedulerState, from_record
 from rebalancerd.store.runs import RunQueries
+from rebalancerd.store.safety import SafetyQueries
 
 
-class Store(PortfolioQueries, RunQueries, HistoryQueries):
+class Store(PortfolioQueries, RunQueries, HistoryQueries, SafetyQueries):
     """Runs the named queries on a pool; one instance per daemon."""
 
     async def scheduler_state(self) -> SchedulerState:

@@ -19,7 +19,9 @@ async def _tables(conn: asyncpg.Connection) -> set[str]:
 
 def test_files_are_numbered_and_ordered() -> None:
     migrations = load_migrations()
-    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    versions = [m.version for m in migrations]
+    # Strictly increasing, not contiguous: features land their own numbers in any order.
+    assert versions == sorted(set(versions)) and versions[0] == 1
     assert migrations[0].name == "0001_init.sql"
 
 
