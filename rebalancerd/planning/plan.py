@@ -70,7 +70,8 @@ def plan(
     budget = amounts[cash] - reserve + sum_of(o.value - o.fee for o in sells)
     buys, unfunded = size_buys(wanted, budget, quotes, pairs, fee_rate)
     limit = trade_limit(rules, total)
-    orders, capped, notes = _capped((*sells, *buys), limit, quotes, pairs, fee_rate)
+    free = amounts[cash] - reserve
+    orders, capped, notes = _capped((*sells, *buys), limit, free, quotes, pairs, fee_rate)
     skips += [*dropped, *unfunded, *capped]
     if not out_of_band(current, rules.target_weights, rules.band_abs, rules.band_rel):
         skips += [
@@ -93,13 +94,15 @@ def trade_limit(rules: PortfolioRules, total: Decimal) -> Decimal | None:
 def _capped(
     orders: tuple[PlannedOrder, ...],
     limit: Decimal | None,
+    free_cash: Decimal,
     quotes: Mapping[str, Quote],
     pairs: Mapping[str, PairRules],
     fee_rate: Decimal,
 ) -> tuple[tuple[PlannedOrder, ...], list[Skip], tuple[str, ...]]:
     """Every order scaled by one factor so their total value fits `limit`, and a note saying so.
 
-    One factor for all keeps the plan's shape: buys shrink with the sells that fund them.
+    One factor for all keeps the plan's shape: buys shrink with the sells that fund them. A
+    sell the scaling drops (under a minimum) funds nothing, so the buys are fitted again.
     """
     traded = sum_of(o.value for o in orders)
     if limit is None or traded <= limit:
@@ -116,6 +119,12 @@ def _capped(
             kept.append(scaled)
         else:
             skips.append(Skip(o.symbol, o.side, scaled.value, f"{problem} after the trade cap"))
+    sells = [o for o in kept if o.side == "sell"]
+    budget = free_cash + sum_of(o.value - o.fee for o in sells)
+    buys, unfunded = size_buys(
+        [o for o in kept if o.side == "buy"], budget, quotes, pairs, fee_rate
+    )
+    kept, skips = [*sells, *buys], [*skips, *unfunded]
     now_traded = sum_of(o.value for o in kept)
     note = f"plan scaled down to the trade cap of {eur(limit)}: {eur(traded)} -> {eur(now_traded)}"
     return tuple(kept), skips, (note,)
