@@ -184,7 +184,13 @@ def test_plan_moves_towards_target(scenario: Scenario) -> None:
     result = scenario.plan()
     assert result.aborted is None
     targets = result.target_weights
-    assert distance(result.expected_weights, targets) <= distance(result.current_weights, targets)
+    # 1e-20: a trade cap can leave a cent-sized sell whose buy fell under a minimum; it turns
+    # an asset into cash at no change of distance, where 28-digit division leaves 1e-25 noise.
+    noise = D("1e-20") if result.notes else D(0)
+    assert (
+        distance(result.expected_weights, targets)
+        <= distance(result.current_weights, targets) + noise
+    )
 
 
 @PROPS
