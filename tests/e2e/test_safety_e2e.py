@@ -121,7 +121,9 @@ async def test_scheduled_manual_run_waits_for_approval_from_the_cli(
     await store.notify("portfolios")
 
     async def awaiting() -> bool:
-        _, runs = await daemon.request("GET", "/api/runs?status=awaiting_approval")
+        _, runs = await daemon.request(
+            "GET", f"/api/runs?status=awaiting_approval&portfolioId={portfolio.id}"
+        )
         return bool(runs["count"])
 
     await until(awaiting, 15, "the scheduled run to await approval")
