@@ -76,6 +76,7 @@ class Route:
     open: bool = False  # served without the token
     media: str = "application/json"
     path_id: bool = False  # the path carries {id}, a run id
+    accepted: bool = False  # may also answer 202 (a plan that awaits approval)
 
 
 ROUTES = (
@@ -93,7 +94,7 @@ ROUTES = (
     Route("post", "/api/scheduler/trigger",
           "Rebalance one portfolio now; `success` says whether the run succeeded (202 with `run`: "
           "the plan awaits approval); `force` passes the price-jump guard; 409 while halted",
-          TriggerReply, (400, 404, 409), body=TriggerRequest),
+          TriggerReply, (400, 404, 409), body=TriggerRequest, accepted=True),
     Route("get", "/api/portfolios/manage", "List portfolios", PortfolioList, ()),
     Route("post", "/api/portfolios/manage",
           "Create a portfolio; `warnings` names what could not be checked", PortfolioReply,
@@ -146,6 +147,8 @@ def _responses(route: Route) -> dict[str, Any]:
     schema = route.reply if isinstance(route.reply, dict) else ref(route.reply.__name__)
     content = {route.media: {"schema": schema}}
     responses: dict[str, Any] = {str(route.status): {"description": "OK", "content": content}}
+    if route.accepted:
+        responses["202"] = {"description": "The plan awaits approval (`run`)", "content": content}
     for code in sorted(codes):
         responses[str(code)] = {"$ref": f"#/components/responses/E{code}"}
     return responses
