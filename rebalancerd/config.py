@@ -276,6 +276,13 @@ def _resolve_webhook_secrets(raw: dict[str, Any]) -> None:
 # ===== end of notifications =====
 
 
+class SafetySettings(_Section):
+    """Limits over every portfolio (each portfolio has its own safety fields too)."""
+
+    # The most EUR one run may trade, sells and buys together; a bigger plan is scaled down.
+    max_trade_value_eur: Decimal | None = Field(default=None, gt=0)
+
+
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
@@ -283,6 +290,7 @@ class Settings(_Section):
     kraken: KrakenSettings = KrakenSettings()
     paper: PaperSettings = PaperSettings()
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
+    safety: SafetySettings = SafetySettings()
     state_dir: Path
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     notify: NotifySettings = NotifySettings()

@@ -87,7 +87,12 @@ class Daemon:
 
             await seed_demo(self.store)
         self.scheduler = Scheduler(
-            settings.scheduler, self.store, self.exchanges, metrics, owner=new_owner_id()
+            settings.scheduler,
+            self.store,
+            self.exchanges,
+            metrics,
+            owner=new_owner_id(),
+            max_trade_value=settings.safety.max_trade_value_eur,  # safety controls
         )
         self.sender = notify.build_sender(settings, self.store, metrics)
         self.scheduler.wake_hooks.append(self.sender.wake)  # every NOTIFY: maybe an event
@@ -191,6 +196,7 @@ class Daemon:
                 self.sender.reconfigure(fresh.notify, notify.dashboard_url(fresh))
             if self.scheduler is not None:
                 self.scheduler.reconfigure(fresh.scheduler)
+                self.scheduler.runs.max_trade_value = fresh.safety.max_trade_value_eur
                 if retired:
                     self._chore(self._release(self.scheduler, retired), "release-exchanges")
             log.info("[Scheduler] Configuration reloaded")

@@ -64,5 +64,12 @@ class Metrics:
             "rebalancerd_scheduler_running", "1 while the scheduler loop claims work", registry=r
         )
 
+        # safety controls
+        self.halted = Gauge(
+            "rebalancerd_halted",
+            "1 while the kill switch is set (POST /api/scheduler halt): nothing is placed",
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

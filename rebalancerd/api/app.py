@@ -24,6 +24,7 @@ from rebalancerd.api import (
     history,
     notifications,
     portfolios,
+    runs,
     web_site,
 )
 from rebalancerd.api.guard import RateLimitedLog, guards, held_back, server_logger, where
@@ -97,6 +98,10 @@ def make_app(
     add("GET", "/api/history", history.history_list)
     add("GET", "/api/history/stats", history.history_stats)
     add("GET", "/api/notifications", notifications.notification_list)
+    # safety controls
+    add("GET", "/api/runs", runs.list_runs)
+    add("POST", "/api/runs/{id}/approve", runs.approve_run)
+    add("POST", "/api/runs/{id}/reject", runs.reject_run)
     _add_dashboard(app, live, scheduler)
     return app
 

@@ -20,6 +20,7 @@ from rebalancerd.api.fields import (
     Account,
     Bound,
     CheckInterval,
+    GuardPercent,
     Instant,
     Interval,
     MaxOrders,
@@ -27,6 +28,8 @@ from rebalancerd.api.fields import (
     Number,
     Percent,
     Text,
+    TradePercent,
+    TtlSeconds,
     Weights,
     Zone,
 )
@@ -78,7 +81,24 @@ class PortfolioCreate(Body):
     execution_mode: ExecutionMode = "market"
     maker_timeout_seconds: MakerTimeout = 120
     max_slippage_bps: SlippageBps = Field(default=50, validate_default=True)
+    # ----- safety controls (issue 19) -----
+    approval: Literal["auto", "manual"] = "auto"
+    approval_ttl_seconds: TtlSeconds = 3600
+    approval_tolerance_pct: Percent = Field(default=1, validate_default=True)
+    max_trade_percent: TradePercent | None = None
+    sell_mode: Literal["allow", "never"] = "allow"
+    price_jump_guard_pct: GuardPercent | None = Field(default=15, validate_default=True)
+    # ----- end safety controls -----
 
+
+SAFETY_FIELDS = (
+    "approval",
+    "approval_ttl_seconds",
+    "approval_tolerance_pct",
+    "max_trade_percent",
+    "sell_mode",
+    "price_jump_guard_pct",
+)  # what PortfolioFields.safety holds
 
 NOT_NULL = frozenset(
     {
@@ -91,6 +111,11 @@ NOT_NULL = frozenset(
         "rebalance_enabled",
         "rebalance_interval",
         "rebalance_threshold",
+        # safety controls (max_trade_percent and price_jump_guard_pct: null turns them off)
+        "approval",
+        "approval_ttl_seconds",
+        "approval_tolerance_pct",
+        "sell_mode",
     }
 )
 
@@ -119,6 +144,14 @@ class PortfolioUpdate(Body):
     execution_mode: ExecutionMode | None = None
     maker_timeout_seconds: MakerTimeout | None = None
     max_slippage_bps: SlippageBps | None = None
+    # ----- safety controls (issue 19) -----
+    approval: Literal["auto", "manual"] | None = None
+    approval_ttl_seconds: TtlSeconds | None = None
+    approval_tolerance_pct: Percent | None = None
+    max_trade_percent: TradePercent | None = None
+    sell_mode: Literal["allow", "never"] | None = None
+    price_jump_guard_pct: GuardPercent | None = None
+    # ----- end safety controls -----
 
     @model_validator(mode="after")
     def _no_null_where_required(self) -> PortfolioUpdate:
@@ -143,7 +176,7 @@ class SchedulerConfig(Body):
 class SchedulerControl(Body):
     """POST /api/scheduler."""
 
-    action: Literal["start", "stop", "restart", "update-config"]
+    action: Literal["start", "stop", "restart", "update-config", "halt", "resume"]
     config: SchedulerConfig | None = None
 
     @model_validator(mode="after")
@@ -164,6 +197,7 @@ class TriggerRequest(Body):
 
     portfolio_id: Text
     dry_run: StrictBool | None = None
+    force: StrictBool = False  # pass the price-jump guard (safety controls)
 
 
 class IdQuery(Body):
@@ -186,3 +220,19 @@ class HistoryQuery(HistoryFilter):
 
     limit: int = Field(default=50, ge=1, le=500)
     offset: int = Field(default=0, ge=0, le=10**9)
+
+
+# ----- safety controls (issue 19) -----
+
+# done: succeeded or failed
+RunStatus = Literal[
+    "running", "awaiting_approval", "succeeded", "failed", "done", "rejected", "expired"
+]
+
+
+class RunsQuery(Body):
+    """GET /api/runs, newest first."""
+
+    status: RunStatus | None = None
+    portfolio_id: Text | None = None
+    limit: int = Field(default=100, ge=1, le=500)

@@ -22,13 +22,16 @@ from rebalancerd.api.replies import (
     SchedulerState,
     TriggerReply,
 )
+from rebalancerd.api.runs import HALTED, run_json
 from rebalancerd.runs.control import (
     ACTIONS,
     AccountTaken,
     AccountUnavailable,
+    Halted,
     PortfolioBusy,
     PortfolioNotFound,
 )
+from rebalancerd.runs.lifecycle import Awaiting
 from rebalancerd.runs.loop import Scheduler
 
 
@@ -40,6 +43,7 @@ def scheduler_state(scheduler: Scheduler) -> SchedulerState:
         active_tasks=scheduler.active_runs,
         next_wake_at=scheduler.next_wake,
         instance=scheduler.owner,
+        halted=scheduler.config.halted,
     )
 
 
@@ -71,7 +75,9 @@ async def scheduler_trigger(request: web.Request) -> web.Response:
     body = TriggerRequest.model_validate(await json_body(request))
     pid = body.portfolio_id
     try:
-        record = await request.app[SCHEDULER].trigger(pid, body.dry_run, "api")
+        record = await request.app[SCHEDULER].trigger(pid, body.dry_run, "api", body.force)
+    except Halted:
+        raise ApiError(409, HALTED) from None
     except PortfolioNotFound:
         raise ApiError(404, f"portfolio {pid} not found") from None
     except PortfolioBusy:
@@ -91,6 +97,12 @@ async def scheduler_trigger(request: web.Request) -> web.Response:
         request.app[CACHE].invalidate()  # lastRebalancedAt moved
     if record is None:
         raise ApiError(409, f"the run of portfolio {pid} was taken over by another daemon")
+    if isinstance(record, Awaiting):  # safety controls: approval before trading
+        run = record.run
+        message = f"Plan awaiting approval: run {run.id} (POST /api/runs/{run.id}/approve)"
+        return reply(
+            TriggerReply(success=True, message=message, history=None, run=run_json(run)), 202
+        )
     message = "Rebalance completed" if record.success else "Rebalance failed"
     if record.success and record.dry_run:
         message = "Dry run completed: orders planned, none placed"

@@ -184,3 +184,16 @@ Weights = Annotated[
         maxProperties=50,
     ),
 ]
+
+# ----- safety controls (issue 19) -----
+TtlSeconds = Annotated[StrictInt, Field(ge=1, le=604800)]  # up to a week
+TradePercent = Annotated[  # all of a run's orders, both sides: a full turnover is 200 %
+    Number,
+    Field(gt=0, le=200, decimal_places=8),
+    _schema(type="number", exclusiveMinimum=0, maximum=200),
+]
+GuardPercent = Annotated[
+    Number,
+    Field(gt=0, le=1000, decimal_places=8),
+    _schema(type="number", exclusiveMinimum=0, maximum=1000),
+]

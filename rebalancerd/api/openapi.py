@@ -17,6 +17,7 @@ from rebalancerd.api.bodies import (
     IdQuery,
     PortfolioCreate,
     PortfolioUpdate,
+    RunsQuery,
     SchedulerControl,
     TriggerRequest,
 )
@@ -30,6 +31,7 @@ from rebalancerd.api.dashboard_replies import (
 from rebalancerd.api.notifications import NotificationList, NotificationsQuery
 from rebalancerd.api.replies import (
     REPLIES,
+    ApprovalReply,
     ControlReply,
     Health,
     HistoryList,
@@ -37,6 +39,7 @@ from rebalancerd.api.replies import (
     PlanPreview,
     PortfolioList,
     PortfolioReply,
+    RunList,
     StatsReply,
     StatusReply,
     TriggerReply,
@@ -53,7 +56,8 @@ ERRORS = {
     404: "No portfolio has that id",
     406: "The event stream was asked for without Accept: text/event-stream",
     408: "The request body did not arrive in time",
-    409: "Conflict: the portfolio is running, or the account is taken",
+    409: "Conflict: the portfolio is running, the account is taken, the scheduler is halted, "
+    "or the run is not awaiting approval (a stale approval answers StaleApproval)",
     413: "Request body over the size limit",
     415: "The request body was not sent as Content-Type: application/json",
     421: "Host name not served here: not loopback and not in http.allowed_hosts",
@@ -83,6 +87,8 @@ class Route:
     status: int = 200
     open: bool = False  # served without the token
     media: str = "application/json"
+    path_id: bool = False  # the path carries {id}, a run id
+    accepted: bool = False  # may also answer 202 (a plan that awaits approval)
 
 
 ROUTES = (
@@ -93,11 +99,14 @@ ROUTES = (
     Route("get", "/api/openapi.json", "This document", {"type": "object"}, ()),
     Route("get", "/api/scheduler", "Scheduler status and the schedule of enabled portfolios",
           StatusReply, (503,)),
-    Route("post", "/api/scheduler", "start | stop | restart | update-config (every daemon obeys)",
+    Route("post", "/api/scheduler",
+          "start | stop | restart | update-config | halt | resume (every daemon obeys; halt is "
+          "the kill switch: runs in flight stop before their next order)",
           ControlReply, body=SchedulerControl),
     Route("post", "/api/scheduler/trigger",
-          "Rebalance one portfolio now; `success` says whether the run succeeded",
-          TriggerReply, (400, 404, 409), body=TriggerRequest),
+          "Rebalance one portfolio now; `success` says whether the run succeeded (202 with `run`: "
+          "the plan awaits approval); `force` passes the price-jump guard; 409 while halted",
+          TriggerReply, (400, 404, 409), body=TriggerRequest, accepted=True),
     Route("get", "/api/portfolios/manage", "List portfolios", PortfolioList, ()),
     Route("post", "/api/portfolios/manage",
           "Create a portfolio; `warnings` names what could not be checked", PortfolioReply,
@@ -117,6 +126,15 @@ ROUTES = (
     Route("get", "/api/notifications",
           "Recent webhook deliveries, newest event first (receivers named host#digest, no URL)",
           NotificationList, (503,), query=NotificationsQuery),
+    # safety controls
+    Route("get", "/api/runs", "Runs, newest first (`status=awaiting_approval`: plans to approve)",
+          RunList, query=RunsQuery),
+    Route("post", "/api/runs/{id}/approve",
+          "Re-plan with fresh prices and execute if every order is within approvalTolerancePct "
+          "of the approved plan; else 409 (StaleApproval) with the new plan, which awaits "
+          "approval again", ApprovalReply, (400, 404, 409, 502), path_id=True),
+    Route("post", "/api/runs/{id}/reject", "Reject a run awaiting approval: nothing is placed",
+          ApprovalReply, (400, 404, 409), path_id=True),
 )  # fmt: skip
 
 # ===== dashboard =====
@@ -164,6 +182,8 @@ def _responses(route: Route) -> dict[str, Any]:
     schema = route.reply if isinstance(route.reply, dict) else ref(route.reply.__name__)
     content = {route.media: {"schema": schema}}
     responses: dict[str, Any] = {str(route.status): {"description": "OK", "content": content}}
+    if route.accepted:
+        responses["202"] = {"description": "The plan awaits approval (`run`)", "content": content}
     for code in sorted(codes):
         responses[str(code)] = {"$ref": f"#/components/responses/E{code}"}
     return responses
@@ -181,6 +201,10 @@ def operation(route: Route) -> dict[str, Any]:
     ]
     if route.query is not None:
         params += query_parameters(route.query)
+    if route.path_id:  # a run's id: an integer, not the string PATH_PARAM assumes
+        run_id = {"type": "integer", "minimum": 1}
+        params = [p for p in params if p["name"] != "id"]
+        params.insert(0, {"name": "id", "in": "path", "required": True, "schema": run_id})
     if params:
         op["parameters"] = params
     if route.open:

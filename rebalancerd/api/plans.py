@@ -58,3 +58,4 @@ class PlanJson(PlanPart):
     cash_reserve: str
     aborted: str | None
     traded_value: str
+    notes: list[str] = []  # e.g. the plan was scaled down to a trade cap (safety controls)

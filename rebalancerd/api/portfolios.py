@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rebalancerd.api.bodies import IdQuery, PortfolioCreate, PortfolioUpdate
+from rebalancerd.api.bodies import SAFETY_FIELDS, IdQuery, PortfolioCreate, PortfolioUpdate
 from rebalancerd.api.http import (
     CACHE,
     SCHEDULER,
@@ -28,6 +28,7 @@ from rebalancerd.runs.control import PortfolioNotFound
 from rebalancerd.runs.slots import first_slot
 from rebalancerd.store.portfolios import AccountInUseError, PortfolioFields
 from rebalancerd.store.rows import Portfolio
+from rebalancerd.store.safety import SafetyFields
 
 TIMING = frozenset({"rebalance_interval", "schedule_timezone", "next_rebalance_at"})
 
@@ -79,6 +80,7 @@ def _settable(portfolio: Portfolio) -> dict[str, Any]:
         "execution_mode": portfolio.execution_mode,
         "maker_timeout_seconds": portfolio.maker_timeout_seconds,
         "max_slippage_bps": portfolio.max_slippage_bps,
+        **{name: getattr(portfolio, name) for name in SAFETY_FIELDS},  # safety controls
     }
 
 
@@ -86,8 +88,9 @@ def _fields(
     values: dict[str, Any], anchor: datetime | None, first: datetime | None
 ) -> PortfolioFields:
     zone = values.pop("schedule_timezone")
+    safety = SafetyFields(**{name: values.pop(name) for name in SAFETY_FIELDS})
     return PortfolioFields(
-        **values, schedule_tz=zone, schedule_anchor=anchor, next_rebalance_at=first
+        **values, schedule_tz=zone, schedule_anchor=anchor, next_rebalance_at=first, safety=safety
     )
 
 

@@ -81,6 +81,14 @@ class Portfolio(Reply):
     execution_mode: Literal["market", "maker"]
     maker_timeout_seconds: int
     max_slippage_bps: Euro
+    # ----- safety controls (issue 19) -----
+    approval: Literal["auto", "manual"]
+    approval_ttl_seconds: int
+    approval_tolerance_pct: Euro
+    max_trade_percent: Euro | None
+    sell_mode: Literal["allow", "never"]
+    price_jump_guard_pct: Euro | None
+    # ----- end safety controls -----
 
 
 class HistoryRecord(Reply):
@@ -119,6 +127,7 @@ class SchedulerState(Reply):
     active_tasks: int
     next_wake_at: datetime | None
     instance: str
+    halted: bool = False  # the kill switch (safety controls): nothing is placed while true
 
 
 class ScheduleItem(Reply):
@@ -148,12 +157,31 @@ class ControlReply(Reply):
     status: SchedulerState
 
 
+class RunJson(Reply):
+    """A run (safety controls): its status, the plan it made, and when an approval lapses."""
+
+    id: int
+    portfolio_id: str
+    account: str
+    status: str
+    triggered_by: str
+    dry_run: bool
+    plan: PlanJson | None
+    created_at: datetime = Field(validation_alias="started_at")
+    expires_at: datetime | None
+    finished_at: datetime | None
+    history_id: str | None
+    error: str | None
+
+
 class TriggerReply(Reply):
-    """POST /api/scheduler/trigger: `success` is whether the run succeeded."""
+    """POST /api/scheduler/trigger: `success` is whether the run succeeded. A manual-approval
+    portfolio's run answers 202 with no history yet: `run` awaits approval."""
 
     success: bool
     message: str
-    history: HistoryRecord
+    history: HistoryRecord | None
+    run: RunJson | None = None
 
 
 class PortfolioList(Reply):
@@ -218,6 +246,32 @@ class StatsReply(Reply):
     stats: HistoryStats
 
 
+class RunList(Reply):
+    """GET /api/runs, newest first."""
+
+    success: Literal[True] = True
+    runs: list[RunJson]
+    count: int
+
+
+class ApprovalReply(Reply):
+    """POST /api/runs/{id}/approve (executed; `success` is the run's) or /reject."""
+
+    success: bool
+    message: str
+    history: HistoryRecord
+    run: RunJson
+
+
+class StaleApproval(Reply):
+    """409 of POST /api/runs/{id}/approve: prices moved; `run` waits again with the new plan."""
+
+    success: Literal[False] = False
+    error: str
+    changes: list[str]
+    run: RunJson
+
+
 def schedule_item(row: Mapping[str, Any]) -> ScheduleItem:
     """A schedule row of the store as the status route lists it."""
     return ScheduleItem.model_validate(row)
@@ -235,4 +289,7 @@ REPLIES: tuple[type[Reply], ...] = (
     PlanPreview,
     HistoryList,
     StatsReply,
+    RunList,
+    ApprovalReply,
+    StaleApproval,
 )

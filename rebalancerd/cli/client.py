@@ -36,6 +36,7 @@ def add_commands(sub: Any) -> None:
     trigger = _command(sub, "trigger", "rebalance one portfolio now", run_trigger)
     trigger.add_argument("id", help="portfolio id")
     trigger.add_argument("--dry-run", action="store_true", help="plan and record, place nothing")
+    trigger.add_argument("--force", action="store_true", help="pass the price-jump guard")
     ports = _command(sub, "portfolios", "list, show, create or delete portfolios", portfolios)
     actions = ports.add_subparsers(dest="action", metavar="{list,show,create,delete}")
     _common(actions.add_parser("list", help="list portfolios (the default)"))
@@ -48,6 +49,16 @@ def add_commands(sub: Any) -> None:
     history.add_argument("--limit", type=int, default=20, help="how many (max 500, default 20)")
     plan = _command(sub, "plan", "what a run would trade now, and why each skip", show_plan)
     plan.add_argument("id", help="portfolio id")
+
+
+def command(sub: Any, name: str, text: str, handler: Handler) -> argparse.ArgumentParser:
+    """A client subcommand with --url, --token and --json, run by `handler`."""
+    return _command(sub, name, text, handler)
+
+
+def out(args: argparse.Namespace, payload: Mapping[str, Any], text: Callable[[], str]) -> None:
+    """Print the answer: `text()` for people, the JSON with --json."""
+    _out(args, payload, text)
 
 
 def _command(sub: Any, name: str, text: str, handler: Handler) -> argparse.ArgumentParser:
@@ -159,7 +170,12 @@ def run_trigger(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"portfolioId": args.id}
     if args.dry_run:
         body["dryRun"] = True
+    if args.force:
+        body["force"] = True
     payload = call(args, "POST", "/api/scheduler/trigger", body, timeout=600)
+    if payload.get("history") is None:  # the plan awaits approval (safety controls)
+        _out(args, payload, lambda: str(payload["message"]))
+        return 0
     _out(args, payload, lambda: f"{payload['message']}\n" + history_text([payload["history"]]))
     return 0 if payload.get("success") else 1
 

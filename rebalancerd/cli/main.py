@@ -29,9 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("--config", type=Path, help="TOML file (default $REBALANCERD_CONFIG)")
-    from rebalancerd.cli import client
+    from rebalancerd.cli import client, safety
 
     client.add_commands(sub)
+    safety.add_commands(sub)  # runs, approve, reject, halt, resume
     # ===== backtest (issue 18) =====
     from rebalancerd.backtest.command import add_command as add_backtest
 

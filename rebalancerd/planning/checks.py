@@ -39,6 +39,10 @@ def validate(rules: PortfolioRules, fee_rate: Decimal) -> None:
         raise ValueError(f"max_orders must be at least 1, not {rules.max_orders}")
     if not ZERO <= fee_rate < ONE:
         raise ValueError(f"fee rate must be a fraction in [0, 1), not {fee_rate}")
+    for name in ("max_trade_percent", "max_trade_value"):  # a cap of 0 would trade nothing
+        cap = getattr(rules, name)
+        if cap is not None and cap <= 0:
+            raise ValueError(f"{name} must be positive, not {cap}")
 
 
 def data_problem(

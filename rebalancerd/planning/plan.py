@@ -63,11 +63,16 @@ def plan(
     current = _weights(values)
     reserve = total * targets[cash] / HUNDRED
     sells, wanted, skips = _candidates(assets, amounts, values, quotes, pairs, fee_rate, rules)
+    if rules.sell_mode == "never":  # drift is reduced by buying with the cash there is
+        skips += [Skip(o.symbol, o.side, o.value, "sellMode is never: not selling") for o in sells]
+        sells = []
     sells, wanted, dropped = _select(sells, wanted, amounts[cash] - reserve, rules.max_orders)
     budget = amounts[cash] - reserve + sum_of(o.value - o.fee for o in sells)
     buys, unfunded = size_buys(wanted, budget, quotes, pairs, fee_rate)
-    orders = (*sells, *buys)
-    skips += [*dropped, *unfunded]
+    limit = trade_limit(rules, total)
+    free = amounts[cash] - reserve
+    orders, capped, notes = _capped((*sells, *buys), limit, free, quotes, pairs, fee_rate)
+    skips += [*dropped, *unfunded, *capped]
     if not out_of_band(current, rules.target_weights, rules.band_abs, rules.band_rel):
         skips += [
             Skip(o.symbol, o.side, o.value, "portfolio is within its drift bands") for o in orders
@@ -75,7 +80,54 @@ def plan(
         return Plan(total, current, targets, current, (), tuple(skips), ZERO, reserve)
     expected = _weights(_values(_after(amounts, orders, cash), quotes, cash))
     fees = sum_of(o.fee for o in orders)
-    return Plan(total, current, targets, expected, orders, tuple(skips), fees, reserve)
+    return Plan(total, current, targets, expected, orders, tuple(skips), fees, reserve, None, notes)
+
+
+def trade_limit(rules: PortfolioRules, total: Decimal) -> Decimal | None:
+    """The most EUR one run may trade (both sides together), or None without a cap."""
+    limits = [rules.max_trade_value] if rules.max_trade_value is not None else []
+    if rules.max_trade_percent is not None:
+        limits.append(total * rules.max_trade_percent / HUNDRED)
+    return min(limits) if limits else None
+
+
+def _capped(
+    orders: tuple[PlannedOrder, ...],
+    limit: Decimal | None,
+    free_cash: Decimal,
+    quotes: Mapping[str, Quote],
+    pairs: Mapping[str, PairRules],
+    fee_rate: Decimal,
+) -> tuple[tuple[PlannedOrder, ...], list[Skip], tuple[str, ...]]:
+    """Every order scaled by one factor so their total value fits `limit`, and a note saying so.
+
+    One factor for all keeps the plan's shape: buys shrink with the sells that fund them. A
+    sell the scaling drops (under a minimum) funds nothing, so the buys are fitted again.
+    """
+    traded = sum_of(o.value for o in orders)
+    if limit is None or traded <= limit:
+        return orders, [], ()
+    kept: list[PlannedOrder] = []
+    skips: list[Skip] = []
+    for o in orders:
+        volume = _scaled(o.volume, limit, traded)
+        scaled = _order(
+            pairs[o.symbol], quotes[o.symbol], fee_rate, o.symbol, o.side, volume, o.deviation
+        )
+        problem = order_problem(pairs[o.symbol], scaled)
+        if problem is None:
+            kept.append(scaled)
+        else:
+            skips.append(Skip(o.symbol, o.side, scaled.value, f"{problem} after the trade cap"))
+    sells = [o for o in kept if o.side == "sell"]
+    budget = free_cash + sum_of(o.value - o.fee for o in sells)
+    buys, unfunded = size_buys(
+        [o for o in kept if o.side == "buy"], budget, quotes, pairs, fee_rate
+    )
+    kept, skips = [*sells, *buys], [*skips, *unfunded]
+    now_traded = sum_of(o.value for o in kept)
+    note = f"plan scaled down to the trade cap of {eur(limit)}: {eur(traded)} -> {eur(now_traded)}"
+    return tuple(kept), skips, (note,)
 
 
 def size_buys(

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic.alias_generators import to_camel
 
@@ -29,6 +29,10 @@ class PortfolioRules:
     band_rel: Decimal | None = None  # percent of the target weight
     max_quote_age: timedelta = timedelta(minutes=2)
     max_spread: Decimal = Decimal("0.02")  # (ask - bid) / mid
+    # ----- safety controls -----
+    sell_mode: Literal["allow", "never"] = "allow"  # never: only buy, with the cash there is
+    max_trade_percent: Decimal | None = None  # all orders' value, both sides, % of the value
+    max_trade_value: Decimal | None = None  # the same in EUR ([safety] max_trade_value_eur)
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class Plan:
     estimated_fees: Decimal = ZERO
     cash_reserve: Decimal = ZERO  # EUR the cash share keeps; buys never spend it
     aborted: str | None = None
+    notes: tuple[str, ...] = ()  # what a person should know (e.g. the plan was capped)
 
     @property
     def sells(self) -> tuple[PlannedOrder, ...]:

@@ -16,6 +16,10 @@ ACTIONS = {
     "stop": "Scheduler stopped",
     "restart": "Scheduler restarted",
     "update-config": "Configuration updated",
+    # safety controls: the kill switch (runs/loop.py Scheduler.halt)
+    "halt": "Scheduler HALTED: no run is claimed or started; runs in flight stop before their "
+    "next order and cancel what rests (resume to go on)",
+    "resume": "Scheduler resumed after a halt",
 }  # each action, and what the log says once it is done
 
 
@@ -25,6 +29,10 @@ class PortfolioNotFound(Exception):
 
 class PortfolioBusy(Exception):
     """The portfolio is running now (here or in another daemon)."""
+
+
+class Halted(Exception):
+    """The kill switch is set: nothing is claimed, triggered or approved until resume."""
 
 
 class AccountTaken(Exception):
@@ -65,6 +73,8 @@ async def claim_manual(
             if await store.get_portfolio(portfolio_id, conn) is None:
                 raise PortfolioNotFound(portfolio_id)
             raise PortfolioBusy(portfolio_id)  # being claimed, triggered or finished
+        if await store.is_halted(conn):
+            raise Halted
         if not how.dry_run:  # one account's balance is one pool, as creation enforces
             holder = await store.account_holder(conn, portfolio.account, portfolio.id)
             if holder is not None:
@@ -87,6 +97,7 @@ class Effective:
     running: bool
     check_interval: str
     dry_run: bool
+    halted: bool = False  # the kill switch (not claiming, whatever `running` was)
 
 
 def effective(settings: SchedulerSettings, state: SchedulerState) -> Effective:
@@ -95,9 +106,10 @@ def effective(settings: SchedulerSettings, state: SchedulerState) -> Effective:
     running = settings.auto_start if state.running is None else state.running
     return Effective(
         enabled=enabled,
-        running=enabled and running,
+        running=enabled and running and not state.halted,
         check_interval=state.check_interval or settings.check_interval,
         dry_run=settings.dry_run if state.dry_run is None else state.dry_run,
+        halted=state.halted,
     )
 
 

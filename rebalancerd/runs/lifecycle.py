@@ -11,7 +11,8 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from rebalancerd.aio import any_of
@@ -24,6 +25,7 @@ from rebalancerd.runs.execution import maker_json
 from rebalancerd.runs.maker_recovery import resolve_maker_intent
 from rebalancerd.runs.outcome import RunOutcome, intent_json
 from rebalancerd.runs.placement import FINAL, record_state
+from rebalancerd.runs.safety import RunChecks
 from rebalancerd.runs.trade import Executor, Preview, RunPlan
 from rebalancerd.store.database import DB_ERRORS
 from rebalancerd.store.history import RunEvents
@@ -32,6 +34,20 @@ from rebalancerd.store.rows import HistoryRecord, OrderIntent, Portfolio, Run
 
 log = logging.getLogger(__name__)
 INTERRUPTED = "run interrupted (daemon stopped or lost); reconciled from the exchange"
+HALTED = 'halted by the operator: nothing placed (POST /api/scheduler {"action": "resume"})'
+
+
+@dataclass(frozen=True)
+class Awaiting:
+    """A run that waits for approval; `changes`: how its new plan differs from the one that
+    was approved before (a stale approval), empty for a first plan."""
+
+    run: Run
+    changes: tuple[str, ...] = ()
+
+
+# How a run ends: its history row; Awaiting approval; None when the lease was lost.
+Ended = HistoryRecord | Awaiting | None
 
 
 def new_owner_id() -> str:
@@ -73,7 +89,8 @@ class RunManager:
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.clock = clock
-        self._executor = Executor(store, metrics, clock=clock)
+        self._halt = asyncio.Event()  # the kill switch: runs stop before their next order
+        self._executor = Executor(store, metrics, clock=clock, halt=self._halt)
         self._stopping = asyncio.Event()  # set on shutdown: finish the current step, then end
         self._active: dict[int, Run] = {}
         self._using: dict[int, Exchange] = {}  # run id -> the exchange it started with
@@ -97,6 +114,22 @@ class RunManager:
     def stop(self) -> None:
         """Shutdown: bring the current order step to a safe point; start no new run."""
         self._stopping.set()
+
+    def halt(self, halted: bool) -> None:
+        """The kill switch: set, every run stops before its next order and cancels what rests."""
+        if halted:
+            self._halt.set()
+        else:
+            self._halt.clear()
+
+    @property
+    def max_trade_value(self) -> Decimal | None:
+        """[safety] max_trade_value_eur: no run trades more EUR (both sides together)."""
+        return self._executor.max_trade_value
+
+    @max_trade_value.setter
+    def max_trade_value(self, value: Decimal | None) -> None:
+        self._executor.max_trade_value = value
 
     async def retire(self, old: Collection[Exchange]) -> None:
         """Return once no run of this daemon uses any of `old` (a reload replaced them).
@@ -138,18 +171,25 @@ class RunManager:
                 return await self._executor.preview(portfolio, exchange)
         return {"portfolioValue": Decimal(0), "plan": None, "errors": [problem]}
 
-    async def execute(self, run: Run, portfolio: Portfolio) -> HistoryRecord | None:
-        """Run a claimed portfolio to completion and record it; None if the lease was lost."""
+    async def execute(
+        self, run: Run, portfolio: Portfolio, checks: RunChecks | None = None
+    ) -> Ended:
+        """Run a claimed portfolio to completion and record it; None if the lease was lost.
+
+        A plan held for approval ends as the run, awaiting approval, with no history yet.
+        """
         started = time.monotonic()
         self._active[run.id] = run
         lost = asyncio.Event()
         keeper = asyncio.create_task(self._keep_lease(run, lost), name=f"lease-{run.id}")
         try:
             try:
-                outcome = await self._outcome(run, portfolio, lost)
+                outcome = await self._outcome(run, portfolio, lost, checks or RunChecks())
             except Exception as exc:  # one bad portfolio must not stop the loop for all
                 log.exception("[Rebalance:%s] ERROR: run failed unexpectedly", portfolio.id)
                 outcome = RunOutcome(errors=(f"run failed: {type(exc).__name__}: {exc}",))
+            if outcome.awaiting is not None:
+                return await self._await_approval(run, portfolio, outcome)
             record = await self.store.finish_run(
                 run, self.owner, outcome.history(run, _ms(started)), self._events(run, portfolio)
             )
@@ -165,7 +205,29 @@ class RunManager:
             await self._back_off(portfolio, run)
         return record
 
-    async def _outcome(self, run: Run, portfolio: Portfolio, lost: asyncio.Event) -> RunOutcome:
+    async def _await_approval(self, run: Run, portfolio: Portfolio, outcome: RunOutcome) -> Ended:
+        """The run waits for a person: the one place a run becomes awaiting_approval."""
+        assert outcome.awaiting is not None
+        expires = self.clock() + timedelta(seconds=portfolio.approval_ttl_seconds)
+        parked = await self.store.park_run(run.id, self.owner, outcome.awaiting, expires)
+        if parked is not None:
+            self.metrics.runs.labels("awaiting_approval", run.triggered_by).inc()
+            log.warning(
+                "[Rebalance:%s] WARN: plan of run %d awaits approval until %s%s",
+                portfolio.id,
+                run.id,
+                expires.isoformat(),
+                f" (the approved plan no longer holds: {'; '.join(outcome.changes)})"
+                if outcome.changes
+                else "",
+            )
+        return None if parked is None else Awaiting(parked, outcome.changes)
+
+    async def _outcome(
+        self, run: Run, portfolio: Portfolio, lost: asyncio.Event, checks: RunChecks
+    ) -> RunOutcome:
+        if self._halt.is_set() or await self.store.is_halted():
+            return RunOutcome(errors=(HALTED,))
         problem = slots.problem(portfolio)
         if problem is not None:  # a row written by hand or by an older version
             return RunOutcome(errors=(problem,))
@@ -176,8 +238,8 @@ class RunManager:
         pending = await self._resolve_earlier(portfolio, exchange)
         if pending:
             return RunOutcome(errors=(f"earlier order {pending} is still unresolved; not trading",))
-        async with any_of(self._stopping, lost) as stop:
-            return await self._executor.rebalance(run, portfolio, exchange, stop)
+        async with any_of(self._stopping, lost, self._halt) as stop:
+            return await self._executor.rebalance(run, portfolio, exchange, stop, checks)
 
     async def _resolve_earlier(self, portfolio: Portfolio, exchange: Exchange) -> str | None:
         """Settle orders of earlier runs whose outcome was unknown; the id of one still open."""

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from rebalancerd import schedule
@@ -17,7 +18,7 @@ from rebalancerd.config import SchedulerSettings
 from rebalancerd.exchange.protocol import Exchange
 from rebalancerd.metrics import Metrics
 from rebalancerd.notify import events as notify_events
-from rebalancerd.runs import bands, slots, snapshots
+from rebalancerd.runs import approval, bands, slots, snapshots
 from rebalancerd.runs.control import (
     ACTIONS,
     Effective,
@@ -27,7 +28,8 @@ from rebalancerd.runs.control import (
     effective,
     requested_state,
 )
-from rebalancerd.runs.lifecycle import RunManager, owner_is_dead
+from rebalancerd.runs.lifecycle import Ended, RunManager, owner_is_dead
+from rebalancerd.runs.safety import RunChecks
 from rebalancerd.runs.trade import Preview
 from rebalancerd.runs.waking import STEP_CHECK, WARM_AHEAD, Warmup, sleep_until
 from rebalancerd.store.database import DB_ERRORS
@@ -52,6 +54,7 @@ class Scheduler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         warm_ahead: float = WARM_AHEAD,
         step_check: float = STEP_CHECK,
+        max_trade_value: Decimal | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -67,11 +70,13 @@ class Scheduler:
             lease_seconds=settings.lease_seconds,
             clock=clock,
         )
+        self.runs.max_trade_value = max_trade_value  # [safety] max_trade_value_eur
         self.config = Effective(settings.enabled, False, settings.check_interval, settings.dry_run)
+        self._halt_check: asyncio.Task[Effective] | None = None
         self.next_wake: datetime | None = None
         self._wake = asyncio.Event()
         self.wake_hooks: list[Callable[[], None]] = []  # told of every wake (e.g. API caches)
-        self._tasks: set[asyncio.Task[HistoryRecord | None]] = set()
+        self._tasks: set[asyncio.Task[Ended]] = set()
         self._sleeping = False
         self._beat = time.monotonic()  # the loop's last sign of life
         self._check_due: datetime | None = None  # the next check tick (drift bands)
@@ -108,14 +113,29 @@ class Scheduler:
         self._wake.set()
         for hook in self.wake_hooks:
             hook()
+        if self.runs.active_count and (self._halt_check is None or self._halt_check.done()):
+            # A run may hold the loop: read the state now, so another daemon's halt stops it.
+            self._halt_check = asyncio.create_task(self.refresh(), name="halt-check")
+            self._halt_check.add_done_callback(_quiet)
 
     async def refresh(self) -> Effective:
         fresh = effective(self.settings, await self.store.scheduler_state())
         if fresh.check_interval != self.config.check_interval:
             self._check_due = None  # the next tick follows the new interval
+        if fresh.halted != self.config.halted:
+            self._log_halt(fresh.halted)
+        self.runs.halt(fresh.halted)
         self.config = fresh
         self.metrics.scheduler_running.set(1 if self.config.running else 0)
+        self.metrics.halted.set(1 if fresh.halted else 0)
         return self.config
+
+    def _log_halt(self, halted: bool) -> None:
+        """The one place a daemon reports the kill switch turning (here or in another daemon)."""
+        if halted:
+            log.warning("[Scheduler] %s", ACTIONS["halt"])
+        else:
+            log.warning("[Scheduler] %s", ACTIONS["resume"])
 
     # -- the loop
 
@@ -150,6 +170,7 @@ class Scheduler:
     async def _iteration(self) -> datetime:
         """One pass; the wall-clock time to sleep until."""
         config = await self.refresh()
+        await self.expire_approvals()
         if config.running:
             await self.reconcile_orphans()
             if self._check_due is not None and self.clock() >= self._check_due:
@@ -251,12 +272,18 @@ class Scheduler:
     # -- manual triggers and control
 
     async def trigger(
-        self, portfolio_id: str, dry_run: bool | None = None, triggered_by: str = "api"
-    ) -> HistoryRecord | None:
+        self,
+        portfolio_id: str,
+        dry_run: bool | None = None,
+        triggered_by: str = "api",
+        force: bool = False,
+    ) -> Ended:
         """Run one portfolio now through the same claim path; PortfolioBusy if it runs.
 
         AccountTaken when a real run would trade an account an enabled portfolio holds;
-        AccountUnavailable when its account is not configured (any more).
+        AccountUnavailable when its account is not configured (any more); Halted while the
+        kill switch is set. `force` passes the price-jump guard. A manual-approval portfolio's
+        run ends awaiting approval (the Run is returned).
         """
         dry = self.config.dry_run if dry_run is None else dry_run
         run, portfolio = await claim_manual(
@@ -266,7 +293,43 @@ class Scheduler:
             self.accounts,
         )
         log.info("[Scheduler] Manual rebalance of %s (%s)", portfolio.name, portfolio.id)
-        return await self.runs.execute(run, portfolio)
+        return await self.runs.execute(run, portfolio, RunChecks(force=force))
+
+    # -- safety controls: approval and the kill switch
+
+    async def approve(self, run_id: int) -> Ended:
+        """Execute an awaiting run if its plan still holds with fresh prices; else it waits
+        again with the new plan (the Run is returned)."""
+        how = (self.owner, float(self.settings.lease_seconds))
+        taking = approval.claim_approved(self.store, run_id, how, self.clock(), self.accounts)
+        approving = await taking
+        return await self.runs.execute(approving.run, approving.portfolio, approving.checks)
+
+    async def reject(self, run_id: int) -> HistoryRecord:
+        """End an awaiting run as rejected; RunNotFound or RunNotAwaiting otherwise."""
+        await self.expire_approvals()
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise approval.RunNotFound(run_id)
+        record = await approval.close_awaiting(
+            self.store, run, "rejected", "rejected by the operator"
+        )
+        if record is None:
+            fresh = await self.store.get_run(run_id)
+            raise approval.RunNotAwaiting(run_id, fresh.status if fresh else "gone")
+        return record
+
+    async def expire_approvals(self) -> int:
+        """Record runs whose approval lapsed as expired; how many."""
+        return await approval.close_lapsed(self.store, self.clock())
+
+    async def halt(self, halted: bool) -> Effective:
+        """The kill switch, stored so every daemon obeys: set, nothing is claimed, triggered
+        or approved, and runs in flight stop before their next order."""
+        self.runs.halt(halted)  # this daemon's runs at once, before the database round trip
+        await self.store.set_halted(halted)
+        self.wake()
+        return await self.refresh()
 
     async def preview(self, portfolio_id: str) -> Preview:
         """The plan a run would make now (calls the exchange, places nothing)."""
@@ -276,7 +339,9 @@ class Scheduler:
         return await self.runs.preview(portfolio)
 
     async def control(self, action: str, config: Mapping[str, Any] | None = None) -> Effective:
-        """start | stop | restart | update-config, stored so every daemon obeys."""
+        """start | stop | restart | update-config | halt | resume, stored so every daemon obeys."""
+        if action in ("halt", "resume"):
+            return await self.halt(action == "halt")
         state = await self.store.scheduler_state()
         wanted = requested_state(state, action, config or {})
         was, now = effective(self.settings, state), effective(self.settings, wanted)
@@ -296,7 +361,7 @@ class Scheduler:
 
     # -- tasks and notifications
 
-    def _spawn(self, coro: Coroutine[object, object, HistoryRecord | None], name: str) -> None:
+    def _spawn(self, coro: Coroutine[object, object, Ended], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -317,3 +382,9 @@ class Scheduler:
             except DB_ERRORS as exc:
                 log.warning("[Scheduler] Notification listener lost (%s)", type(exc).__name__)
                 await wait_first(shutdown, timeout=2.0)
+
+
+def _quiet(task: asyncio.Task[Effective]) -> None:
+    """A halt check that failed (database away) is retried by the next wake: nothing to do."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("[Scheduler] Could not read the scheduler state: %s", task.exception())

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Required, TypedDict
+from typing import Any, Required, TypedDict
 
 from rebalancerd.decimals import plain
 from rebalancerd.planning.types import PlannedOrder
@@ -50,6 +50,13 @@ class RunOutcome:
     planned: int = 0  # orders in the plan
     orders: tuple[OrderJson, ...] = ()
     errors: tuple[str, ...] = ()
+    # ----- safety controls: a plan held for a person's approval (nothing was placed) -----
+    awaiting: dict[str, Any] | None = None  # the plan to approve (Plan.as_dict())
+    changes: tuple[str, ...] = ()  # how it differs from the plan approved before (stale)
+
+    def held_for_approval(self, plan: dict[str, Any], changes: tuple[str, ...] = ()) -> RunOutcome:
+        """This outcome, with nothing placed: `plan` waits for approval."""
+        return replace(self, awaiting=plan, changes=changes)
 
     def with_orders(self, orders: Iterable[OrderJson], errors: Iterable[str] = ()) -> RunOutcome:
         """This outcome with more orders (and the errors that came with them)."""

@@ -56,10 +56,35 @@ class Settled:
 class OrderPlacement:
     """Places a run's orders; `stopping` holds back what is not sent yet."""
 
-    def __init__(self, store: Store, metrics: Metrics, *, fill_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        *,
+        fill_timeout: float = 30.0,
+        halt: asyncio.Event | None = None,
+    ) -> None:
         self.store = store
         self.metrics = metrics
         self.fill_timeout = fill_timeout
+        self.halt = halt or asyncio.Event()  # the kill switch: what rests is cancelled
+
+    async def cancel_resting(self, pid: str, exchange: Exchange, sides: Sequence[Sent]) -> None:
+        """Halted: cancel the run's orders still on the book (settle then reads their end)."""
+        if not self.halt.is_set():
+            return
+        for intent in (i for s in sides for i in s.intents if i.status == "placed"):
+            try:
+                await exchange.cancel_order(intent.client_order_id)
+                log.warning(
+                    "[Rebalance:%s] WARN: halted: cancelled resting order %s %s (%s)",
+                    pid,
+                    intent.side,
+                    intent.symbol,
+                    intent.client_order_id,
+                )
+            except ExchangeError as exc:  # filled or gone meanwhile: settle reads what it is
+                log.warning("[Rebalance:%s] WARN: could not cancel %s: %s", pid, intent.symbol, exc)
 
     async def send(
         self,
@@ -124,7 +149,8 @@ class OrderPlacement:
         sent: list[OrderIntent] = []
         held: list[str] = []
         for intent in intents:
-            reason = _held_back(intent, stopping, any(i.status == "unknown" for i in sent))
+            unsure = any(i.status == "unknown" for i in sent)
+            reason = _held_back(intent, stopping, unsure, self.halt.is_set())
             if reason:
                 held.append(reason)
                 sent.append(replace(intent, status="not_placed", error=reason))
@@ -228,8 +254,10 @@ async def record_state(store: Store, client_order_id: str, state: OrderState) ->
     )
 
 
-def _held_back(order: OrderIntent, stopping: asyncio.Event, unsure: bool) -> str:
+def _held_back(order: OrderIntent, stopping: asyncio.Event, unsure: bool, halted: bool) -> str:
     """Why an order must not be sent now, or "" when it may."""
+    if halted:
+        return f"not placed ({order.side} {order.symbol}): halted by the operator"
     if stopping.is_set():
         return f"not placed ({order.side} {order.symbol}): shutting down"
     if unsure:

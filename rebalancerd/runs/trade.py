@@ -28,6 +28,7 @@ from rebalancerd.runs.execution import market_json, observe
 from rebalancerd.runs.maker_trade import MakerTrader
 from rebalancerd.runs.outcome import RunOutcome, planned_json
 from rebalancerd.runs.placement import OrderPlacement, Sent
+from rebalancerd.runs.safety import RunChecks, SafetyGate
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import Portfolio, Run
 
@@ -86,19 +87,28 @@ class Executor:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         fill_timeout: float = 30.0,
+        halt: asyncio.Event | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.clock = clock
-        self.placement = OrderPlacement(store, metrics, fill_timeout=fill_timeout)
+        self.halt = halt or asyncio.Event()  # the kill switch: stop before the next order
+        self.placement = OrderPlacement(store, metrics, fill_timeout=fill_timeout, halt=self.halt)
+        self.gate = SafetyGate(store, clock)
+        self.max_trade_value: Decimal | None = None  # [safety] max_trade_value_eur
         self.maker = MakerTrader(store, metrics)  # maker execution (issue 16)
 
     async def rebalance(
-        self, run: Run, portfolio: Portfolio, exchange: Exchange, stopping: asyncio.Event
+        self,
+        run: Run,
+        portfolio: Portfolio,
+        exchange: Exchange,
+        stopping: asyncio.Event,
+        checks: RunChecks | None = None,
     ) -> RunOutcome:
         """Plan and trade; never raises for exchange trouble (it is recorded instead)."""
         _log(portfolio.id, logging.INFO, "INFO", "Starting portfolio rebalance%s", _dry(run))
-        outcome = await self._run(run, portfolio, exchange, stopping)
+        outcome = await self._run(run, portfolio, exchange, stopping, checks or RunChecks())
         for message in outcome.errors:
             _log(portfolio.id, logging.ERROR, "ERROR", "%s", message)
         return outcome
@@ -113,8 +123,12 @@ class Executor:
         }
 
     async def current_plan(self, portfolio: Portfolio, exchange: Exchange) -> planner.Plan | None:
-        """The plan a run would make now, or None when it could not be made."""
-        return (await self.plan_run(portfolio, exchange)).tradable
+        """The plan a run would make now, or None when it could not be made (a drift check:
+        the prices it read become the price-jump guard's marks)."""
+        planned = await self.plan_run(portfolio, exchange)
+        if planned.quotes:
+            await self.gate.mark_prices(portfolio, planned.quotes)
+        return planned.tradable
 
     async def plan_run(self, portfolio: Portfolio, exchange: Exchange) -> RunPlan:
         """Read the account's markets, balances and fee, and plan the portfolio against them."""
@@ -136,7 +150,7 @@ class Executor:
         finally:
             await _settled(reading)
         quotes = {b: tickers[pairs[b].pair] for b in bases if pairs[b].pair in tickers}
-        rules = _rules(portfolio, weights)
+        rules = _rules(portfolio, weights, self.max_trade_value)
         plan = planner.plan(balances, quotes, pairs, fee_rate, rules, self.clock(), cash=CASH)
         if plan.aborted:
             return RunPlan(plan, f"plan aborted: {plan.aborted}")
@@ -147,7 +161,12 @@ class Executor:
         return RunPlan(plan, None, quotes, pairs, fee_rate, cash, amounts)
 
     async def _run(
-        self, run: Run, portfolio: Portfolio, exchange: Exchange, stopping: asyncio.Event
+        self,
+        run: Run,
+        portfolio: Portfolio,
+        exchange: Exchange,
+        stopping: asyncio.Event,
+        checks: RunChecks,
     ) -> RunOutcome:
         """Each step returns the outcome so far, so an exchange failure keeps what went before."""
         outcome = RunOutcome()
@@ -160,6 +179,9 @@ class Executor:
             if plan is None:
                 return outcome
             _log_plan(portfolio.id, plan)
+            held = await self.gate.review(run, portfolio, planned.quotes, plan, outcome, checks)
+            if held is not None:
+                return held
             if run.dry_run:
                 outcome = outcome.with_orders(planned_json(o) for o in plan.orders)
                 return outcome
@@ -188,8 +210,10 @@ class Executor:
         pid = run.portfolio_id
         sold = await self.placement.send(run, exchange, plan.sells, 0, stopping)
         if stopping.is_set() or sold.ambiguous:
+            await self.placement.cancel_resting(pid, exchange, [sold])
             settled = await self.placement.settle(pid, exchange, [sold])
-            return outcome.with_orders(settled.orders, settled.errors).failed(_not_buying(stopping))
+            why = _not_buying(stopping, self.halt)
+            return outcome.with_orders(settled.orders, settled.errors).failed(why)
         buys = _sized_buys(pid, planned, plan, proceeds_bound(sold, planned.fee_rate))
         try:
             bought = await self.placement.send(
@@ -198,6 +222,7 @@ class Executor:
         except ExchangeError:
             await self.placement.save(sold.intents)  # what the sells' replies said is kept
             raise
+        await self.placement.cancel_resting(pid, exchange, [sold, bought])
         settled = await self.placement.settle(pid, exchange, [sold, bought])
         orders = market_json(settled.orders, planned.quotes)  # issue 16: execution fields
         observe(self.metrics, orders)
@@ -266,13 +291,19 @@ def _sized_buys(
     return sized
 
 
-def _rules(portfolio: Portfolio, weights: Mapping[str, Decimal]) -> planner.PortfolioRules:
+def _rules(
+    portfolio: Portfolio, weights: Mapping[str, Decimal], max_trade_value: Decimal | None
+) -> planner.PortfolioRules:
     return planner.PortfolioRules(
         target_weights=weights,
         threshold=portfolio.rebalance_threshold,
         max_orders=portfolio.max_orders_per_rebalance,
         band_abs=portfolio.drift_band_abs,
         band_rel=portfolio.drift_band_rel,
+        # safety controls
+        sell_mode="never" if portfolio.sell_mode == "never" else "allow",
+        max_trade_percent=portfolio.max_trade_percent,
+        max_trade_value=max_trade_value,
     )
 
 
@@ -282,8 +313,10 @@ def _log_plan(pid: str, plan: planner.Plan) -> None:
         _log(pid, logging.INFO, "INFO", "Skipped %s %s: %s", skip.side, skip.symbol, skip.reason)
 
 
-def _not_buying(stopping: asyncio.Event) -> str:
+def _not_buying(stopping: asyncio.Event, halt: asyncio.Event) -> str:
     why = "the daemon is shutting down" if stopping.is_set() else "a sell's outcome is unknown"
+    if halt.is_set():
+        why = "halted by the operator"
     return f"stopped before buying: {why}"
 
 

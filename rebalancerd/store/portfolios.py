@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,6 +12,7 @@ import asyncpg
 
 from rebalancerd.store.database import QUERIES, Database
 from rebalancerd.store.rows import Portfolio, from_record
+from rebalancerd.store.safety import SafetyFields
 
 
 class AccountInUseError(Exception):
@@ -39,6 +40,8 @@ class PortfolioFields:
     execution_mode: str = "market"
     maker_timeout_seconds: int = 120
     max_slippage_bps: Decimal = Decimal(50)
+    # ----- safety controls: written by set_portfolio_safety in the same transaction -----
+    safety: SafetyFields = field(default_factory=SafetyFields)
 
     def execution_args(self) -> tuple[object, ...]:
         return (self.execution_mode, self.maker_timeout_seconds, self.max_slippage_bps)
@@ -79,6 +82,7 @@ class PortfolioQueries(Database):
             async with self.transaction() as conn:
                 row = await conn.fetchrow(QUERIES["insert_portfolio"], *values.args())
                 row = await _set_execution(conn, row, values)
+                row = await _with_safety(conn, row, values)
         except asyncpg.UniqueViolationError:
             raise AccountInUseError(values.account) from None
         await self.notify("portfolios")
@@ -91,6 +95,7 @@ class PortfolioQueries(Database):
             async with self.transaction() as conn:
                 row = await conn.fetchrow(QUERIES["update_portfolio"], portfolio_id, *values.args())
                 row = await _set_execution(conn, row, values)
+                row = await _with_safety(conn, row, values)
         except asyncpg.UniqueViolationError:
             raise AccountInUseError(values.account) from None
         await self.notify("portfolios")
@@ -157,6 +162,18 @@ async def _set_execution(
     return await conn.fetchrow(
         QUERIES["set_portfolio_execution"], row["id"], *values.execution_args()
     )
+
+
+async def _with_safety(
+    conn: asyncpg.Connection, row: asyncpg.Record | None, values: PortfolioFields
+) -> asyncpg.Record | None:
+    """The row with its safety columns written (safety controls, sql/0004_safety.sql)."""
+    if row is None:
+        return None
+    saved: asyncpg.Record | None = await conn.fetchrow(
+        QUERIES["set_portfolio_safety"], row["id"], *values.safety.args()
+    )
+    return saved
 
 
 def lock_due_sql(limit: int) -> str:

@@ -114,7 +114,9 @@ UPDATE rebalance_runs SET owner = $2, lease_expires_at = now() + make_interval(s
 RETURNING *;
 
 -- name: open_runs
-SELECT * FROM rebalance_runs WHERE finished_at IS NULL ORDER BY id;
+-- A run awaiting approval belongs to no daemon: it is approved, rejected or expired, never taken over.
+SELECT * FROM rebalance_runs
+ WHERE finished_at IS NULL AND status <> 'awaiting_approval' ORDER BY id;
 
 -- name: earliest_lease_expiry
 SELECT min(lease_expires_at) FROM rebalance_runs WHERE finished_at IS NULL AND owner <> $1;
@@ -182,13 +184,13 @@ SELECT portfolio_id, max(executed_at) AS last_success
   FROM rebalance_history WHERE success GROUP BY portfolio_id;
 
 -- name: get_scheduler_state
-SELECT running, enabled, check_interval, dry_run, updated_at FROM scheduler_state WHERE id = 1;
+SELECT running, enabled, check_interval, dry_run, updated_at, halted FROM scheduler_state WHERE id = 1;
 
 -- name: set_scheduler_state
 UPDATE scheduler_state
    SET running = $1, enabled = $2, check_interval = $3, dry_run = $4, updated_at = now()
  WHERE id = 1
-RETURNING running, enabled, check_interval, dry_run, updated_at;
+RETURNING running, enabled, check_interval, dry_run, updated_at, halted;
 
 -- name: notify
 SELECT pg_notify('rebalancerd', $1);
@@ -388,3 +390,69 @@ SELECT count(*) FILTER (WHERE success) AS ok, count(*) FILTER (WHERE NOT success
 -- name: daemons_since
 -- Daemons that started or took over a run since $1 (owner is host:pid:nonce), besides the asker.
 SELECT DISTINCT owner FROM rebalance_runs WHERE started_at >= $1 AND owner <> $2 ORDER BY owner;
+
+-- ===== safety controls (issue 19) =====
+
+-- name: set_portfolio_safety
+UPDATE portfolios
+   SET approval = $2, approval_ttl_seconds = $3, approval_tolerance_pct = $4,
+       max_trade_percent = $5, sell_mode = $6, price_jump_guard_pct = $7
+ WHERE id = $1
+RETURNING *;
+
+-- name: set_halted
+UPDATE scheduler_state SET halted = $1, updated_at = now() WHERE id = 1
+RETURNING running, enabled, check_interval, dry_run, updated_at, halted;
+
+-- name: is_halted
+SELECT halted FROM scheduler_state WHERE id = 1;
+
+-- name: set_run_plan
+UPDATE rebalance_runs SET plan = $2 WHERE id = $1;
+
+-- name: park_run
+-- The run waits for a person: it keeps the portfolio (still open) but no daemon holds it.
+UPDATE rebalance_runs
+   SET status = 'awaiting_approval', plan = $3, owner = '', expires_at = $4,
+       lease_expires_at = $4
+ WHERE id = $1 AND owner = $2 AND finished_at IS NULL
+RETURNING *;
+
+-- name: get_run
+SELECT * FROM rebalance_runs WHERE id = $1;
+
+-- name: lock_run
+SELECT * FROM rebalance_runs WHERE id = $1 FOR UPDATE;
+
+-- name: resume_approved_run
+UPDATE rebalance_runs
+   SET status = 'running', owner = $2, lease_expires_at = now() + make_interval(secs => $3)
+ WHERE id = $1 AND status = 'awaiting_approval' AND finished_at IS NULL
+RETURNING *;
+
+-- name: close_awaiting_run
+UPDATE rebalance_runs SET status = $2, finished_at = now(), history_id = $3, error = $4
+ WHERE id = $1 AND status = 'awaiting_approval' AND finished_at IS NULL
+RETURNING id;
+
+-- name: lapsed_runs
+SELECT id, portfolio_id FROM rebalance_runs
+ WHERE status = 'awaiting_approval' AND finished_at IS NULL AND expires_at <= $1
+ ORDER BY id;
+
+-- name: list_runs
+SELECT * FROM rebalance_runs
+ WHERE ($1::text IS NULL OR status = $1
+        OR ($1 = 'done' AND status IN ('succeeded', 'failed')))
+   AND ($2::text IS NULL OR portfolio_id = $2)
+ ORDER BY id DESC
+ LIMIT $3;
+
+-- name: price_marks
+SELECT symbol, price, observed_at FROM price_marks WHERE portfolio_id = $1;
+
+-- name: save_price_marks
+INSERT INTO price_marks (portfolio_id, symbol, price, observed_at)
+SELECT $1, symbol, price, $4 FROM unnest($2::text[], $3::numeric[]) AS m(symbol, price)
+ON CONFLICT (portfolio_id, symbol)
+DO UPDATE SET price = excluded.price, observed_at = excluded.observed_at;

@@ -12,11 +12,18 @@ from rebalancerd.store.outbox import NewEvent, OutboxQueries
 from rebalancerd.store.portfolios import PortfolioQueries
 from rebalancerd.store.rows import SchedulerState, from_record
 from rebalancerd.store.runs import RunQueries
+from rebalancerd.store.safety import SafetyQueries
 from rebalancerd.store.snapshots import SnapshotQueries
 
 
 class Store(
-    PortfolioQueries, RunQueries, HistoryQueries, MakerQueries, OutboxQueries, SnapshotQueries
+    PortfolioQueries,
+    RunQueries,
+    HistoryQueries,
+    MakerQueries,
+    OutboxQueries,
+    SnapshotQueries,
+    SafetyQueries,
 ):
     """Runs the named queries on a pool; one instance per daemon."""
 

@@ -43,6 +43,14 @@ class Portfolio:
     execution_mode: str = "market"  # market | maker
     maker_timeout_seconds: int = 120
     max_slippage_bps: Decimal = Decimal(50)
+    # ----- safety controls (sql/0004_safety.sql) -----
+    approval: str = "auto"  # auto | manual
+    approval_ttl_seconds: int = 3600
+    approval_tolerance_pct: Decimal = Decimal(1)
+    max_trade_percent: Decimal | None = None
+    sell_mode: str = "allow"  # allow | never
+    price_jump_guard_pct: Decimal | None = Decimal(15)
+    # ----- end safety controls -----
 
     def weights(self) -> dict[str, Decimal]:
         """Target weights as Decimals (JSON numbers arrive as int or float)."""
@@ -64,6 +72,8 @@ class Run:
     finished_at: datetime | None
     history_id: str | None
     error: str | None
+    plan: dict[str, Any] | None = None  # the plan made (the one to approve); JSON
+    expires_at: datetime | None = None  # when an awaiting approval lapses
 
 
 @dataclass(frozen=True)
@@ -120,3 +130,4 @@ class SchedulerState:
     check_interval: str | None
     dry_run: bool | None
     updated_at: datetime
+    halted: bool = False  # the kill switch: nothing is claimed or placed while set

@@ -190,7 +190,19 @@ def test_default_url_follows_rebalancerd_listen(listen: str | None, url: str) ->
 
 @pytest.mark.parametrize(
     "args",
-    [["status"], ["trigger"], ["portfolios"], ["portfolios", "create"], ["history"], ["plan"]],
+    [
+        ["status"],
+        ["trigger"],
+        ["portfolios"],
+        ["portfolios", "create"],
+        ["history"],
+        ["plan"],
+        ["runs"],
+        ["approve"],
+        ["reject"],
+        ["halt"],
+        ["resume"],
+    ],
 )
 def test_help_on_every_client_command(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:

@@ -186,7 +186,9 @@ def test_a_portfolio_reads_as_the_original_json() -> None:
         b'"nextRebalanceAt":"2025-11-01T00:00:00Z","createdAt":"2025-10-01T09:00:00Z",'
         b'"updatedAt":"2025-10-01T09:00:00Z","scheduleTimezone":"UTC","driftBandAbs":2,'
         b'"driftBandRel":null,"failureCount":0,'
-        b'"executionMode":"market","makerTimeoutSeconds":120,"maxSlippageBps":50}'
+        b'"executionMode":"market","makerTimeoutSeconds":120,"maxSlippageBps":50,'
+        b'"approval":"auto","approvalTtlSeconds":3600,"approvalTolerancePct":1,'
+        b'"maxTradePercent":null,"sellMode":"allow","priceJumpGuardPct":15}'
     )
 
 

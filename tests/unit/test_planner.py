@@ -942,6 +942,7 @@ def test_as_dict_is_json_with_decimal_strings() -> None:
         "cashReserve",
         "aborted",
         "tradedValue",
+        "notes",
     }
     assert json.loads(json.dumps(data)) == data
 
