@@ -209,7 +209,15 @@ class RunManager:
         """The run waits for a person: the one place a run becomes awaiting_approval."""
         assert outcome.awaiting is not None
         expires = self.clock() + timedelta(seconds=portfolio.approval_ttl_seconds)
-        parked = await self.store.park_run(run.id, self.owner, outcome.awaiting, expires)
+        event = notify_events.awaiting_approval(
+            run.id,
+            portfolio.id,
+            portfolio.name,
+            outcome.awaiting.get("orders", []),
+            expires,
+            self.clock(),
+        )
+        parked = await self.store.park_run(run.id, self.owner, outcome.awaiting, expires, [event])
         if parked is not None:
             self.metrics.runs.labels("awaiting_approval", run.triggered_by).inc()
             log.warning(

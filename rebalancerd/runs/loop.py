@@ -327,7 +327,11 @@ class Scheduler:
         """The kill switch, stored so every daemon obeys: set, nothing is claimed, triggered
         or approved, and runs in flight stop before their next order."""
         self.runs.halt(halted)  # this daemon's runs at once, before the database round trip
-        await self.store.set_halted(halted)
+        events = []
+        if halted and not await self.store.is_halted():  # notify once per halt, not per repeat
+            now = self.clock()
+            events = [notify_events.scheduler_changed("scheduler.halted", "halt", self.owner, now)]
+        await self.store.set_halted(halted, events)
         self.wake()
         return await self.refresh()
 

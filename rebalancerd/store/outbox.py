@@ -62,19 +62,24 @@ class OutboxStats:
     oldest_pending_seconds: float  # 0 when nothing is pending
 
 
+async def insert_events(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> None:
+    """Record events inside the caller's transaction (the change they report commits them)."""
+    if events:
+        await conn.execute(
+            QUERIES["outbox_insert"],
+            [e.id for e in events],
+            [e.type for e in events],
+            [e.created_at for e in events],
+            [dict(e.data) for e in events],
+        )
+
+
 class OutboxQueries(Database):
     """The notify_events and notify_deliveries tables."""
 
     async def add_events(self, conn: asyncpg.Connection, events: Sequence[NewEvent]) -> None:
         """Record events inside the caller's transaction (the change they report commits them)."""
-        if events:
-            await conn.execute(
-                QUERIES["outbox_insert"],
-                [e.id for e in events],
-                [e.type for e in events],
-                [e.created_at for e in events],
-                [dict(e.data) for e in events],
-            )
+        await insert_events(conn, events)
 
     async def emit(self, events: Sequence[NewEvent]) -> None:
         """Record events that report no stored change of their own (daemon start and stop)."""

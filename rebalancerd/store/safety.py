@@ -3,7 +3,7 @@ and the price marks the price-jump guard compares against."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -13,6 +13,7 @@ import asyncpg
 
 from rebalancerd.store.database import QUERIES, Database
 from rebalancerd.store.history import HistoryFields
+from rebalancerd.store.outbox import NewEvent, insert_events
 from rebalancerd.store.rows import HistoryRecord, Run, SchedulerState, from_record
 
 
@@ -45,8 +46,11 @@ class _Unchanged(Exception):
 class SafetyQueries(Database):
     """The kill switch, runs awaiting approval, run plans and price marks."""
 
-    async def set_halted(self, halted: bool) -> SchedulerState:
-        row = await self.pool.fetchrow(QUERIES["set_halted"], halted)
+    async def set_halted(self, halted: bool, events: Sequence[NewEvent] = ()) -> SchedulerState:
+        """Set or clear the kill switch; `events` (notifications) commit with it."""
+        async with self.transaction() as conn:
+            row = await conn.fetchrow(QUERIES["set_halted"], halted)
+            await insert_events(conn, events)
         await self.notify("state")  # every daemon hears of it at once
         return from_record(SchedulerState, row)
 
@@ -57,10 +61,19 @@ class SafetyQueries(Database):
         await self.pool.execute(QUERIES["set_run_plan"], run_id, dict(plan))
 
     async def park_run(
-        self, run_id: int, owner: str, plan: Mapping[str, Any], expires_at: datetime
+        self,
+        run_id: int,
+        owner: str,
+        plan: Mapping[str, Any],
+        expires_at: datetime,
+        events: Sequence[NewEvent] = (),
     ) -> Run | None:
-        """The run now waits for approval; None when this daemon no longer holds it."""
-        row = await self.pool.fetchrow(QUERIES["park_run"], run_id, owner, dict(plan), expires_at)
+        """The run now waits for approval; None when this daemon no longer holds it. `events`
+        (notifications) commit with it, and only if it was parked."""
+        async with self.transaction() as conn:
+            row = await conn.fetchrow(QUERIES["park_run"], run_id, owner, dict(plan), expires_at)
+            if row is not None:
+                await insert_events(conn, events)
         if row is None:
             return None
         await self.notify("runs")

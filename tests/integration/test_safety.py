@@ -317,3 +317,34 @@ async def test_price_jump_guard_blocks_a_20_percent_jump_and_force_passes_it(
         assert status == 200 and forced["success"], forced
         assert fake.placed
     await exchange.close()
+
+
+# ----- notifications of the safety controls (outbox rows commit with the change) -------------
+
+
+async def _events(store: Store) -> list[tuple[str, dict[str, Any]]]:
+    rows = await store.pool.fetch("SELECT type, data FROM notify_events ORDER BY created_at")
+    return [(r["type"], r["data"]) for r in rows]
+
+
+async def test_awaiting_approval_and_halt_each_record_one_event(
+    store: Store, fake: FakeKraken, tmp_path: Path
+) -> None:
+    exchange = kraken(fake)
+    async with safe_api(store, tmp_path, exchange) as api:
+        pid = await create(api, approval="manual")
+        status, reply = await api.call("POST", TRIGGER, {"portfolioId": pid})
+        assert status == 202, reply
+        [(kind, data)] = await _events(store)
+        assert kind == "run.awaiting_approval"
+        assert data["portfolio"] == {"id": pid, "name": "safe"}
+        assert data["run"]["id"] == reply["run"]["id"] and data["run"]["orders"]
+        assert data["expiresAt"] is not None
+        for _ in range(2):  # a repeated halt is one halt
+            status, _ = await api.call("POST", "/api/scheduler", {"action": "halt"})
+            assert status == 200
+        status, _ = await api.call("POST", "/api/scheduler", {"action": "resume"})
+        assert status == 200
+        kinds = [k for k, _ in await _events(store)]
+        assert kinds == ["run.awaiting_approval", "scheduler.halted"]
+    await exchange.close()
