@@ -123,6 +123,11 @@ class RunManager:
             self._halt.clear()
 
     @property
+    def halted(self) -> bool:
+        """True while the kill switch holds this daemon's runs."""
+        return self._halt.is_set()
+
+    @property
     def max_trade_value(self) -> Decimal | None:
         """[safety] max_trade_value_eur: no run trades more EUR (both sides together)."""
         return self._executor.max_trade_value
