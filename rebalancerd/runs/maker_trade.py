@@ -29,10 +29,20 @@ Context = tuple[Mapping[str, Quote], Mapping[str, PairRules]]  # the plan's, by 
 class MakerTrader:
     """Trades a planned run at the maker fee; the market path stays in runs/trade.py."""
 
-    def __init__(self, store: Store, metrics: Metrics, engine: MakerEngine | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        engine: MakerEngine | None = None,
+        halt: asyncio.Event | None = None,
+    ) -> None:
         self.store = store
         self.metrics = metrics
         self.engine = engine or MakerEngine(store)
+        self.halt = halt or asyncio.Event()  # the kill switch: says why `stopping` was set
+
+    def _stopped(self) -> str:
+        return "halted by the operator" if self.halt.is_set() else "the daemon is shutting down"
 
     async def trade(
         self,
@@ -52,14 +62,14 @@ class MakerTrader:
         sold = await self._side(run, exchange, sells, 0, context, settings, stopping)
         outcome = self._record(run.portfolio_id, outcome, sold)
         if stopping.is_set() or any(i.status in UNSETTLED for i in sold):
-            why = "the daemon is shutting down" if stopping.is_set() else "a sell is unsettled"
+            why = self._stopped() if stopping.is_set() else "a sell is unsettled"
             return outcome.failed(f"stopped before buying: {why}")
         proceeds = sum((i.cost - i.fee for i in sold), Decimal(0))
         buys = size_buys(proceeds)
         bought = await self._side(run, exchange, buys, len(sells), context, settings, stopping)
         outcome = self._record(run.portfolio_id, outcome, bought)
         if stopping.is_set() and bought:
-            outcome = outcome.failed("stopped while buying: the daemon is shutting down")
+            outcome = outcome.failed(f"stopped while buying: {self._stopped()}")
         return outcome
 
     async def _side(

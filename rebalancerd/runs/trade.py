@@ -96,7 +96,7 @@ class Executor:
         self.placement = OrderPlacement(store, metrics, fill_timeout=fill_timeout, halt=self.halt)
         self.gate = SafetyGate(store, clock)
         self.max_trade_value: Decimal | None = None  # [safety] max_trade_value_eur
-        self.maker = MakerTrader(store, metrics)  # maker execution (issue 16)
+        self.maker = MakerTrader(store, metrics, halt=self.halt)  # maker execution (issue 16)
 
     async def rebalance(
         self,

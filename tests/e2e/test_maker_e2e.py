@@ -104,3 +104,29 @@ async def test_sigterm_mid_chase_cancels_records_and_exits_0_within_10_s(
     assert Decimal(json["volumeExecuted"]) == order.volume_exec
     assert order.volume_exec == (order.volume / 2).quantize(Decimal("1E-8"))
     assert len(fake.placed) == 1
+
+
+async def test_halt_on_another_daemon_stops_a_run_mid_chase_and_leaves_nothing_resting(
+    tmp_path: Path, database_url: str, store: Store, fake: FakeKraken, procs: list[DaemonProcess]
+) -> None:
+    daemon, portfolio, config, order = await resting_half_filled(
+        tmp_path, database_url, store, fake, procs
+    )
+    (tmp_path / "b").mkdir()
+    other = spawn(procs, tmp_path / "b", database_url, config)
+    await other.wait_healthy()
+    status, body = await other.request("POST", "/api/scheduler", json={"action": "halt"})
+    assert status == 200 and body["status"]["halted"], body
+
+    async def ended() -> bool:
+        return not await store.open_runs() and bool(await store.list_history(portfolio.id))
+
+    # The run's daemon hears of the halt through PostgreSQL, not at its next poll of an hour.
+    await until(ended, 15, "the halted run to end")
+    assert fake.resting() == [] and order.status == "canceled"
+    [record] = await store.list_history(portfolio.id)
+    assert not record.success and any("halt" in e for e in record.errors or []), record.errors
+    [json] = record.orders
+    assert Decimal(json["volumeExecuted"]) == order.volume_exec > 0
+    assert len(fake.placed) == 1  # no further order, no fallback
+    assert daemon.proc is not None and daemon.proc.poll() is None, daemon.log()
