@@ -39,13 +39,16 @@ def weights(draw: st.DrawFn) -> str:
 @given(
     seed=SEEDS,
     mix=weights(),
-    strategy=STRATEGIES,
+    strategy=st.sampled_from(["periodic:daily", "periodic:weekly", "hold"]),
     fee=st.sampled_from(["0.0005", "0.0026", "0.004", "0.01"]),
 )
 def test_fees_only_lower_the_final_value(seed: int, mix: str, strategy: str, fee: str) -> None:
-    # Without minimums: with them, an order just above costmin in one run can fall below it
-    # in the other, the runs then hold different coins, and either may end higher (found by
-    # this test: seed 8308, DOGE=1,BTC=1,ETH=1,SOL=1,ADA=1,EUR=95, band-rel:20, fee 0.004).
+    # Where both runs trade at the same moments: periodic and hold, without minimums. With
+    # minimums an order just above costmin in one run can fall below it in the other (seed
+    # 8308, DOGE=1,BTC=1,ETH=1,SOL=1,ADA=1,EUR=95, band-rel:20, fee 0.004); and a band run
+    # with fees leaves its band at other moments than one without, so it trades at other prices
+    # and may end higher (seed 27, BTC=3,ETH=1,EUR=96, band-rel:20, fee 0.0005: +0.08 EUR).
+    # Both counterexamples were found by this test.
     common = ("--simulate", "45", "--seed", str(seed), "--weights", mix, "--strategy", strategy,
               "--threshold", "0", "--no-minimums")  # fmt: skip
     free = run(*common, "--fee", "0").traces[0]
