@@ -100,11 +100,13 @@ def card(
     snapshot: Snapshot | None,
     last: StoredHistory | None,
     awaiting: Run | None = None,
+    rejected: frozenset[str] = frozenset(),
 ) -> PortfolioCard:
     """One overview card; `attention` orders them: failed, awaiting approval, outside its
     band, the rest."""
     largest, symbol, outside = drift(portfolio, snapshot)
-    failed = last is not None and not last.success
+    declined = last is not None and last.id in rejected  # a person's choice, not a failure
+    failed = last is not None and not last.success and not declined
     return PortfolioCard(
         portfolio=PortfolioJson.model_validate(portfolio, from_attributes=True),
         snapshot=None if snapshot is None else snapshot_json(snapshot),
@@ -113,6 +115,7 @@ def card(
         largest_drift_symbol=symbol,
         outside_band=outside,
         awaiting_run=None if awaiting is None else run_json(awaiting),
+        last_run_rejected=declined,
         attention=0 if failed else 1 if awaiting else 2 if outside else 3,
     )
 
@@ -129,8 +132,11 @@ async def overview(request: web.Request) -> web.Response:
     last = await store.last_runs()
     ok, failed = await store.runs_since(since)
     awaiting = await _awaiting(store, scheduler)
+    rejected = frozenset(
+        r.history_id for r in await store.list_runs("rejected", None, 500) if r.history_id
+    )
     cards = [
-        card(p, latest.get(p.id), last.get(p.id), awaiting.get(p.id))
+        card(p, latest.get(p.id), last.get(p.id), awaiting.get(p.id), rejected)
         for p in await store.list_portfolios()
     ]
     total = sum((Decimal(latest[c.portfolio.id].value) for c in cards if c.snapshot), Decimal(0))

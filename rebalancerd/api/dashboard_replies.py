@@ -71,6 +71,7 @@ class PortfolioCard(Reply):
     largest_drift_symbol: str | None
     outside_band: bool  # only with a drift band set
     awaiting_run: RunJson | None = None  # safety controls: the run whose plan awaits approval
+    last_run_rejected: bool = False  # its plan was rejected by a person: not a failure
     attention: int  # 0 failed last run, 1 awaiting approval, 2 outside its band, 3 the rest
 
 

@@ -265,7 +265,7 @@
         h('dt', { text: 'Largest drift' }), h('dd', { text: c.largestDrift === null ? '–' : `${c.largestDriftSymbol} ${fmt.pp(c.largestDrift)}${bandText(p)}` }),
         h('dt', { text: 'Schedule' }), h('dd', { text: p.rebalanceInterval }),
         h('dt', { text: 'Next run' }), h('dd', {}, p.rebalanceEnabled ? RB.time(p.nextRebalanceAt, 'not scheduled') : h('span.muted', { text: 'disabled' })),
-        h('dt', { text: 'Last run' }), h('dd', {}, last ? lastRunText(last, p) : h('span.muted', { text: 'never' }))),
+        h('dt', { text: 'Last run' }), h('dd', {}, last ? lastRunText(last, p, c.lastRunRejected) : h('span.muted', { text: 'never' }))),
       canWrite() ? h('div.bar-row', {},
         h('button.primary', { text: 'Rebalance now…', onclick: () => rebalanceDialog(p) }),
         enableToggle(p)) : null);
@@ -277,9 +277,10 @@
     return '';
   }
 
-  function lastRunText(run, p) {
+  function lastRunText(run, p, rejected) {
+    const [cls, text] = rejected ? ['muted', '– plan rejected'] : run.success ? ['result-ok', '✓ ok'] : ['result-bad', '✗ failed'];
     return h('a', { href: `#/p/${encodeURIComponent(p.id)}/run/${encodeURIComponent(run.id)}` },
-      h('span', { class: run.success ? 'result-ok' : 'result-bad', text: run.success ? '✓ ok' : '✗ failed' }),
+      h('span', { class: cls, text }),
       run.dryRun ? ' (dry run) ' : ' ', RB.time(run.executedAt));
   }
 

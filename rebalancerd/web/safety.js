@@ -50,7 +50,7 @@
 
   S.awaitingWhy = function (run) {
     const n = run.plan ? run.plan.orders.length : 0;
-    return h('p.why.waiting', {}, `⏸ Awaiting approval: ${n} order(s), run ${run.id}; expires `, RB.time(run.expiresAt, 'never'));
+    return h('p.why.waiting', {}, `◆ Awaiting approval: ${n} order(s), run ${run.id}; expires `, RB.time(run.expiresAt, 'never'));
   };
 
   S.approvalBlock = function (run, canWrite) {

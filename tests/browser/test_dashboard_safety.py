@@ -8,6 +8,7 @@ paper account. Screenshots go to tests/browser/screenshots (docs/ has the chosen
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +24,10 @@ from tests.daemon_proc import DaemonProcess
 
 pytestmark = pytest.mark.e2e
 PAGES: list[Watched] = []
-EXPECTED_REFUSALS = {"test_a_safety_field_error_shows_at_its_field": "status of 400"}
+EXPECTED_REFUSALS = {  # a page refused on purpose logs it as a console error; nothing else may
+    "test_a_safety_field_error_shows_at_its_field": "status of 400",
+    "test_a_stale_approval_shows_the_new_plan_to_approve_again": "status of 409",
+}
 
 
 class Demo:
@@ -35,12 +39,18 @@ class Demo:
             p["name"]: p["id"] for p in self.call("GET", "/api/portfolios/manage")[1]["portfolios"]
         }
         self.manual, self.maker = by_name["Balanced crypto"], by_name["Majors with cash"]
+        self.parked = 0
 
     def call(self, method: str, path: str, body: Any = None, token: str = TOKEN) -> tuple[int, Any]:
         return call(self.proc, method, path, body, token)
 
     def park(self) -> int:
-        """A real run of the manual portfolio: its plan waits for approval; the run's id."""
+        """A real run of the manual portfolio: its plan waits for approval; the run's id. New
+        weights each time, so that there is always something to trade."""
+        self.parked += 1
+        weights = {"BTC": 40 + self.parked, "ETH": 30 - self.parked, "SOL": 20, "ADA": 10}
+        update = {"id": self.manual, "targetWeights": weights}
+        assert self.call("PUT", "/api/portfolios/manage", update)[0] == 200
         status, body = self.call("POST", "/api/scheduler/trigger", {"portfolioId": self.manual})
         assert status == 202, body
         return int(body["run"]["id"])
@@ -153,6 +163,27 @@ def test_approving_a_waiting_plan_from_its_card_runs_it(
     expect(details.locator("td.exec").first).to_contain_text("market")  # execution figures
 
 
+def test_a_stale_approval_shows_the_new_plan_to_approve_again(
+    browser: Browser, demo: Demo, request: pytest.FixtureRequest
+) -> None:
+    run = demo.park()
+    watched = open_page(browser, demo, request)
+    sign_in(watched)
+    waiting = card(watched.page, demo.manual)
+    expect(waiting.locator("table.plan")).to_be_visible()
+    weights = {"id": demo.manual, "targetWeights": {"BTC": 25, "ETH": 25, "SOL": 25, "ADA": 25}}
+    assert demo.call("PUT", "/api/portfolios/manage", weights)[0] == 200  # the plan moves
+    waiting.get_by_role("button", name="Approve").click()
+    expect(waiting.locator(".approval")).to_contain_text("approve run")
+    again = waiting.get_by_role("button", name="Approve the new plan")
+    expect(again).to_be_visible()
+    assert demo.call("GET", f"/api/runs?portfolioId={demo.manual}")[1]["runs"][0]["id"] == run
+    again.click()
+    expect(waiting.locator(".approval")).to_have_count(0)
+    runs = demo.call("GET", f"/api/runs?portfolioId={demo.manual}")[1]["runs"]
+    assert (runs[0]["id"], runs[0]["status"]) == (run, "succeeded")
+
+
 def test_rejecting_a_waiting_plan_places_nothing(
     browser: Browser, demo: Demo, request: pytest.FixtureRequest
 ) -> None:
@@ -162,6 +193,8 @@ def test_rejecting_a_waiting_plan_places_nothing(
     waiting = card(watched.page, demo.manual)
     waiting.get_by_role("button", name="Reject").click()
     expect(waiting.locator(".approval")).to_have_count(0)
+    expect(waiting).to_contain_text("plan rejected")
+    expect(waiting).not_to_have_class(re.compile(r"\battention-0\b"))  # a choice, not a failure
     runs = demo.call("GET", f"/api/runs?portfolioId={demo.manual}")[1]["runs"]
     assert (runs[0]["id"], runs[0]["status"]) == (run, "rejected")
 

@@ -233,3 +233,13 @@ async def test_the_overview_says_halted(api: Api) -> None:
     assert (await api.call("GET", "/api/dashboard"))[1]["status"]["halted"] is True
     assert (await api.call("POST", "/api/scheduler", {"action": "resume"}))[0] == 200
     assert (await api.call("GET", "/api/dashboard"))[1]["status"]["halted"] is False
+
+
+async def test_a_rejected_plan_is_not_a_failed_run_on_the_overview(api: Api) -> None:
+    manual = await api.create(name="manual", approval="manual")
+    parked = (await api.call("POST", "/api/scheduler/trigger", {"portfolioId": manual["id"]}))[1]
+    status, rejected = await api.call("POST", f"/api/runs/{parked['run']['id']}/reject")
+    assert status == 200 and not rejected["history"]["success"], rejected  # recorded, unplaced
+    only = (await api.call("GET", "/api/dashboard"))[1]["portfolios"][0]
+    assert only["lastRun"]["id"] == rejected["history"]["id"]
+    assert (only["lastRunRejected"], only["attention"]) == (True, 3)
