@@ -344,12 +344,12 @@
       const ok = run.ok && run.body.success;
       const message = run.body.message || run.body.error;
       const errors = run.body.history && !ok ? run.body.history.errors || [] : [];
-      body.replaceChildren(h('p', { class: ok ? 'result-ok' : 'result-bad', role: 'status', id: 'run-result', text: (ok ? '✓ ' : '✗ ') + message }),
+      body.replaceChildren(...[h('p', { class: ok ? 'result-ok' : 'result-bad', role: 'status', id: 'run-result', text: (ok ? '✓ ' : '✗ ') + message }),
         errors.length ? h('ul', {}, errors.map((e) => h('li.result-bad', { text: e }))) : null,
         run.status === 202 ? h('p', { text: 'Approve or reject it on its card in the overview.' }) : null,
         !ok && !force && RB.safety.isPriceJump(run) ? RB.safety.forceOffer(() => start(true)) : null,
         run.body.history ? h('p', {}, h('a', { href: `#/p/${encodeURIComponent(p.id)}/run/${encodeURIComponent(run.body.history.id)}`,
-          onclick: () => dialog.close(), text: 'Open this run in the history' })) : null);
+          onclick: () => dialog.close(), text: 'Open this run in the history' })) : null].filter(Boolean));
       confirm.remove();
       close.textContent = 'Close';
       close.focus();

@@ -153,7 +153,7 @@
     const answer = [d.lastStatus ? `HTTP ${d.lastStatus}` : null, d.lastError].filter(Boolean).join(': ') || '–';
     return h('tr', { 'data-status': d.status },
       h('td', { text: d.type }), h('td.hide-narrow', { text: d.hook }),
-      h('td', {}, h('span', { class: cls, text }), d.nextAttemptAt ? h('span.muted', {}, ' next ', RB.time(d.nextAttemptAt)) : null),
+      h('td', {}, h('span', { class: cls, text }), d.nextAttemptAt ? h('span.muted.hide-narrow', {}, ' · next try ', RB.time(d.nextAttemptAt)) : null),
       h('td.num', { text: String(d.attempts) }), h('td.hide-narrow', { text: answer }),
       h('td', {}, RB.time(d.createdAt)));
   }

@@ -79,7 +79,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory, pg_base_url: str) -> Iterator
         "REBALANCERD_READ_TOKEN": READ_TOKEN,
         "SCHEDULER_AUTO_START": "false",
     }
-    proc = DaemonProcess(tmp_path_factory.mktemp("safety"), env, args=("demo",)).start()
+    tmp = tmp_path_factory.mktemp("safety")
+    config = tmp / "config.toml"  # a webhook nobody answers: its deliveries stay pending
+    config.write_text('[[notify.webhook]]\nurl = "http://127.0.0.1:9/hook"\n')
+    env["REBALANCERD_CONFIG"] = str(config)
+    proc = DaemonProcess(tmp, env, args=("demo",)).start()
     try:
         run_sync(proc.wait_healthy())  # in a thread: the browser may already run a loop
         demo = Demo(proc, dsn_for(pg_base_url, name))
@@ -161,6 +165,9 @@ def test_approving_a_waiting_plan_from_its_card_runs_it(
     page.goto(f"{demo.proc.url}/#/p/{demo.manual}/run/{history[0]['id']}")
     details = page.locator(f"#run-{history[0]['id']}")
     expect(details.locator("td.exec").first).to_contain_text("market")  # execution figures
+    watched.page.locator(".uplot").first.wait_for()
+    watched.page.evaluate("window.scrollTo(0, 0)")  # the sticky strip at the top of the shot
+    watched.screenshot(SHOTS / "desktop-portfolio-run.png")
 
 
 def test_a_stale_approval_shows_the_new_plan_to_approve_again(
@@ -212,6 +219,8 @@ def test_the_price_jump_guard_can_be_forced_with_a_warning(
     dialog.get_by_role("button", name="Confirm").click()
     expect(dialog.locator("#run-result")).to_contain_text("failed")
     expect(dialog).to_contain_text("price-jump guard")
+    watched.screenshot(SHOTS / "desktop-force.png")
+    expect(dialog).not_to_contain_text("null")
     force = dialog.get_by_role("button", name="Run anyway, passing the guard")
     expect(force).to_be_disabled()  # not before the warning is acknowledged
     dialog.get_by_label("I have checked the prices").check()
@@ -263,12 +272,32 @@ def test_the_read_only_token_sees_the_plan_but_no_control(
         demo.call("POST", f"/api/runs/{run}/reject")
 
 
-def test_notifications_without_a_webhook_say_how_to_add_one(
+def test_notifications_list_the_deliveries_and_their_last_error(
     browser: Browser, demo: Demo, request: pytest.FixtureRequest
 ) -> None:
     watched = open_page(browser, demo, request)
     sign_in(watched)
-    watched.page.get_by_role("link", name="Notifications").click()
+    page = watched.page
+    page.get_by_role("link", name="Notifications").click()
+    rows = page.locator("#deliveries tbody tr")
+    expect(rows.first).to_be_visible()
+    listed = demo.call("GET", "/api/notifications?limit=50")[1]["deliveries"]
+    expect(rows).to_have_count(len(listed))
+    awaiting = rows.filter(has_text="run.awaiting_approval").first
+    expect(awaiting).to_contain_text("127.0.0.1")  # the receiver, by host, never its URL
+    expect(page.locator("#deliveries")).not_to_contain_text("/hook")
+    watched.screenshot(SHOTS / "desktop-notifications.png")
+    pending = [d for d in listed if d["status"] == "pending" and d["lastError"]]
+    if pending:  # an attempt was refused: it says why
+        expect(page.locator("#deliveries")).to_contain_text(pending[0]["lastError"][:20])
+
+
+def test_notifications_without_deliveries_say_how_to_add_a_webhook(
+    browser: Browser, demo: Demo, request: pytest.FixtureRequest
+) -> None:
+    demo.sql("DELETE FROM notify_deliveries")
+    watched = open_page(browser, demo, request)
+    sign_in(watched, fragment="#/notifications")
     expect(watched.page.locator("#notifications-empty")).to_contain_text("[[notify.webhook]]")
 
 
@@ -286,6 +315,7 @@ def test_a_phone_shows_the_halt_banner_and_a_waiting_card_without_scrolling_side
         watched.screenshot(SHOTS / "phone-safety.png")
         watched.page.goto(f"{demo.proc.url}/#/notifications")
         expect(watched.page.locator("h1")).to_have_text("Notifications")
+        watched.screenshot(SHOTS / "phone-notifications.png")
         assert watched.horizontal_overflow() == 0
     finally:
         demo.call("POST", "/api/scheduler", {"action": "resume"})
