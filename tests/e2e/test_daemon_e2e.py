@@ -7,7 +7,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -52,20 +52,6 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str)
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeKraken]:
-    async with FakeKraken() as server:
-        yield server
-
-
-@pytest.fixture
-def procs() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for proc in started:
-        proc.stop()
 
 
 def spawn(

@@ -16,12 +16,11 @@ import pytest
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import Portfolio
 from tests.daemon_proc import DaemonProcess
-from tests.e2e.test_daemon_e2e import live_config, procs, spawn, until
+from tests.e2e.test_daemon_e2e import live_config, spawn, until
 from tests.factories import make_portfolio
 from tests.fake_kraken import FakeKraken, Order
 
 pytestmark = pytest.mark.e2e
-__all__ = ["procs"]  # the fixture, shared with test_daemon_e2e
 PAIR = "XXBTZEUR"
 
 

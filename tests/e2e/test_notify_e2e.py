@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +39,6 @@ def write_config(tmp_path: Path, *hooks: str, extra: str = "") -> Path:
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-@pytest.fixture
-def procs() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for proc in started:
-        proc.stop()
 
 
 def spawn(procs: list[DaemonProcess], tmp_path: Path, database_url: str, config: Path) -> Any:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,20 +20,6 @@ from tests.factories import make_portfolio
 from tests.fake_kraken import FakeKraken
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeKraken]:
-    async with FakeKraken() as server:
-        yield server
-
-
-@pytest.fixture
-def procs() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for proc in started:
-        proc.stop()
 
 
 async def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
