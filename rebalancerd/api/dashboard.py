@@ -132,9 +132,9 @@ async def overview(request: web.Request) -> web.Response:
     last = await store.last_runs()
     ok, failed = await store.runs_since(since)
     awaiting = await _awaiting(store, scheduler)
-    rejected = frozenset(
-        r.history_id for r in await store.list_runs("rejected", None, 500) if r.history_id
-    )
+    declined = await store.list_runs("rejected", None, 500)
+    rejected = frozenset(r.history_id for r in declined if r.history_id)
+    recent = sum(1 for r in declined if r.finished_at and r.finished_at >= since)
     cards = [
         card(p, latest.get(p.id), last.get(p.id), awaiting.get(p.id), rejected)
         for p in await store.list_portfolios()
@@ -144,7 +144,7 @@ async def overview(request: web.Request) -> web.Response:
         access=request.get(ACCESS, "full"),
         status=scheduler_state(scheduler),
         daemons_seen=1 + await _others(store, since, scheduler.owner),
-        runs24h=RunCounts(succeeded=ok, failed=failed),
+        runs24h=RunCounts(succeeded=ok, failed=max(0, failed - recent), rejected=recent),
         total_value=total,
         accounts=accounts_of(request.app[CURRENT]()),
         portfolios=sorted_cards(cards),

@@ -79,7 +79,8 @@ class RunCounts(Reply):
     """Runs recorded in the last 24 hours."""
 
     succeeded: int
-    failed: int
+    failed: int  # not counting rejected plans (safety controls): a person's choice
+    rejected: int = 0
 
 
 class Overview(Reply):

@@ -228,7 +228,8 @@
     const totals = h('section.totals', { 'aria-label': 'Totals' },
       stat('Portfolios', String(o.portfolios.length), 'total-portfolios'),
       stat('Total value', fmt.eur(o.totalValue), 'total-value'),
-      stat('Runs in the last 24 h', `${o.runs24h.succeeded} ok · ${o.runs24h.failed} failed`, 'total-runs'));
+      stat('Runs in the last 24 h', `${o.runs24h.succeeded} ok · ${o.runs24h.failed} failed` +
+        (o.runs24h.rejected ? ` · ${o.runs24h.rejected} rejected` : ''), 'total-runs'));
     if (!o.portfolios.length) {
       main.replaceChildren(title, totals, h('section.empty', {},
         h('h2', { text: 'No portfolios yet' }),

@@ -121,7 +121,7 @@ async def test_the_overview_orders_cards_by_attention(api: Api) -> None:
     assert status == 200
     assert [c["portfolio"]["name"] for c in body["portfolios"]] == ["broken", "calm"]
     assert [c["attention"] for c in body["portfolios"]] == [0, 3]
-    assert body["runs24h"] == {"succeeded": 1, "failed": 1}
+    assert body["runs24h"] == {"succeeded": 1, "failed": 1, "rejected": 0}
     assert body["access"] == "full" and body["daemonsSeen"] == 1
     calm_card = body["portfolios"][1]
     assert body["totalValue"] == calm_card["snapshot"]["value"]
@@ -240,6 +240,8 @@ async def test_a_rejected_plan_is_not_a_failed_run_on_the_overview(api: Api) -> 
     parked = (await api.call("POST", "/api/scheduler/trigger", {"portfolioId": manual["id"]}))[1]
     status, rejected = await api.call("POST", f"/api/runs/{parked['run']['id']}/reject")
     assert status == 200 and not rejected["history"]["success"], rejected  # recorded, unplaced
-    only = (await api.call("GET", "/api/dashboard"))[1]["portfolios"][0]
+    overview = (await api.call("GET", "/api/dashboard"))[1]
+    assert overview["runs24h"] == {"succeeded": 0, "failed": 0, "rejected": 1}
+    only = overview["portfolios"][0]
     assert only["lastRun"]["id"] == rejected["history"]["id"]
     assert (only["lastRunRejected"], only["attention"]) == (True, 3)
