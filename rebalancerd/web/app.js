@@ -212,7 +212,7 @@
   });
 
   const canWrite = () => state.access === 'full';
-  RB.ctx = { api, notify, refresh: () => route({ quiet: true }) }; // for safety.js
+  RB.ctx = { api, notify, refresh: () => route({ quiet: true }), overview: () => state.overview }; // for safety.js
 
   // ---- overview
 

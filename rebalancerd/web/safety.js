@@ -146,13 +146,22 @@
       h('tbody', {}, rows.map(deliveryRow)))));
   };
 
+  /** The portfolio (and run) an event is about, as a link to it. */
+  function about(d) {
+    if (!d.portfolioId) return null;
+    const card = ctx().overview().portfolios.find((c) => c.portfolio.id === d.portfolioId);
+    const name = card ? card.portfolio.name : d.portfolioId;
+    return h('div.muted', {}, h('a', { href: `#/p/${encodeURIComponent(d.portfolioId)}`, text: name }),
+      d.runId ? ` · run ${d.runId}` : '');
+  }
+
   const STATUS = { delivered: ['✓ delivered', 'result-ok'], pending: ['… pending', 'warn-text'], given_up: ['✗ given up', 'result-bad'] };
 
   function deliveryRow(d) {
     const [text, cls] = STATUS[d.status] || [d.status, ''];
     const answer = [d.lastStatus ? `HTTP ${d.lastStatus}` : null, d.lastError].filter(Boolean).join(': ') || '–';
     return h('tr', { 'data-status': d.status },
-      h('td', { text: d.type }), h('td.hide-narrow', { text: d.hook }),
+      h('td', {}, d.type, about(d)), h('td.hide-narrow', { text: d.hook }),
       h('td', {}, h('span', { class: cls, text }), d.nextAttemptAt ? h('span.muted.hide-narrow', {}, ' · next try ', RB.time(d.nextAttemptAt)) : null),
       h('td.num', { text: String(d.attempts) }), h('td.hide-narrow', { text: answer }),
       h('td', {}, RB.time(d.createdAt)));

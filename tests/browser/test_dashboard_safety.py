@@ -285,7 +285,9 @@ def test_notifications_list_the_deliveries_and_their_last_error(
     expect(rows).to_have_count(len(listed))
     awaiting = rows.filter(has_text="run.awaiting_approval").first
     expect(awaiting).to_contain_text("127.0.0.1")  # the receiver, by host, never its URL
+    expect(awaiting.get_by_role("link", name="Balanced crypto")).to_be_visible()
     expect(page.locator("#deliveries")).not_to_contain_text("/hook")
+    page.evaluate("window.scrollTo(0, 0)")
     watched.screenshot(SHOTS / "desktop-notifications.png")
     pending = [d for d in listed if d["status"] == "pending" and d["lastError"]]
     if pending:  # an attempt was refused: it says why
