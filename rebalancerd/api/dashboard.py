@@ -27,12 +27,14 @@ from rebalancerd.api.guard import ACCESS
 from rebalancerd.api.http import SCHEDULER, STORE, ApiError, dumps, query, raw_reply
 from rebalancerd.api.replies import HistoryRecord
 from rebalancerd.api.replies import Portfolio as PortfolioJson
+from rebalancerd.api.runs import run_json
 from rebalancerd.config import Settings
 from rebalancerd.planning.checks import out_of_band
 from rebalancerd.runs.lifecycle import owner_is_dead
+from rebalancerd.runs.loop import Scheduler
 from rebalancerd.store.repository import Store
 from rebalancerd.store.rows import HistoryRecord as StoredHistory
-from rebalancerd.store.rows import Portfolio
+from rebalancerd.store.rows import Portfolio, Run
 from rebalancerd.store.snapshots import Snapshot
 
 CURRENT: web.AppKey[Any] = web.AppKey("current_settings")  # () -> Settings in force
@@ -94,11 +96,17 @@ def drift(portfolio: Portfolio, snapshot: Snapshot | None) -> tuple[float | None
 
 
 def card(
-    portfolio: Portfolio, snapshot: Snapshot | None, last: StoredHistory | None
+    portfolio: Portfolio,
+    snapshot: Snapshot | None,
+    last: StoredHistory | None,
+    awaiting: Run | None = None,
+    rejected: frozenset[str] = frozenset(),
 ) -> PortfolioCard:
-    """One overview card; `attention` orders them: failed, outside its band, the rest."""
+    """One overview card; `attention` orders them: failed, awaiting approval, outside its
+    band, the rest."""
     largest, symbol, outside = drift(portfolio, snapshot)
-    failed = last is not None and not last.success
+    declined = last is not None and last.id in rejected  # a person's choice, not a failure
+    failed = last is not None and not last.success and not declined
     return PortfolioCard(
         portfolio=PortfolioJson.model_validate(portfolio, from_attributes=True),
         snapshot=None if snapshot is None else snapshot_json(snapshot),
@@ -106,7 +114,9 @@ def card(
         largest_drift=largest,
         largest_drift_symbol=symbol,
         outside_band=outside,
-        attention=0 if failed else 1 if outside else 2,
+        awaiting_run=None if awaiting is None else run_json(awaiting),
+        last_run_rejected=declined,
+        attention=0 if failed else 1 if awaiting else 2 if outside else 3,
     )
 
 
@@ -121,18 +131,33 @@ async def overview(request: web.Request) -> web.Response:
     latest: Mapping[str, Snapshot] = await store.latest_snapshots()
     last = await store.last_runs()
     ok, failed = await store.runs_since(since)
-    cards = [card(p, latest.get(p.id), last.get(p.id)) for p in await store.list_portfolios()]
+    awaiting = await _awaiting(store, scheduler)
+    declined = await store.list_runs("rejected", None, 500)
+    rejected = frozenset(r.history_id for r in declined if r.history_id)
+    recent = sum(1 for r in declined if r.finished_at and r.finished_at >= since)
+    cards = [
+        card(p, latest.get(p.id), last.get(p.id), awaiting.get(p.id), rejected)
+        for p in await store.list_portfolios()
+    ]
     total = sum((Decimal(latest[c.portfolio.id].value) for c in cards if c.snapshot), Decimal(0))
     body = Overview(
         access=request.get(ACCESS, "full"),
         status=scheduler_state(scheduler),
         daemons_seen=1 + await _others(store, since, scheduler.owner),
-        runs24h=RunCounts(succeeded=ok, failed=failed),
+        runs24h=RunCounts(succeeded=ok, failed=max(0, failed - recent), rejected=recent),
         total_value=total,
         accounts=accounts_of(request.app[CURRENT]()),
         portfolios=sorted_cards(cards),
     )
     return conditional(request, dumps(body.body()))
+
+
+async def _awaiting(store: Store, scheduler: Scheduler) -> dict[str, Run]:
+    """portfolio id -> its run awaiting approval (at most one each: a portfolio runs one at a
+    time). Lapsed approvals are expired first, so an expired plan is never offered."""
+    await scheduler.expire_approvals()
+    runs = await store.list_runs("awaiting_approval", None, 500)
+    return {r.portfolio_id: r for r in reversed(runs)}  # the newest wins if ever two
 
 
 async def _others(store: Store, since: datetime, me: str) -> int:

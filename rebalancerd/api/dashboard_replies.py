@@ -9,7 +9,7 @@ from pydantic import Field
 
 from rebalancerd.api.bodies import Body
 from rebalancerd.api.fields import Bound
-from rebalancerd.api.replies import Euro, HistoryRecord, Portfolio, Reply, SchedulerState
+from rebalancerd.api.replies import Euro, HistoryRecord, Portfolio, Reply, RunJson, SchedulerState
 
 
 class SnapshotQuery(Body):
@@ -70,14 +70,17 @@ class PortfolioCard(Reply):
     largest_drift: float | None  # percentage points, the largest |current - target|
     largest_drift_symbol: str | None
     outside_band: bool  # only with a drift band set
-    attention: int  # 0 failed last run, 1 outside its band, 2 the rest: the overview's order
+    awaiting_run: RunJson | None = None  # safety controls: the run whose plan awaits approval
+    last_run_rejected: bool = False  # its plan was rejected by a person: not a failure
+    attention: int  # 0 failed last run, 1 awaiting approval, 2 outside its band, 3 the rest
 
 
 class RunCounts(Reply):
     """Runs recorded in the last 24 hours."""
 
     succeeded: int
-    failed: int
+    failed: int  # not counting rejected plans (safety controls): a person's choice
+    rejected: int = 0
 
 
 class Overview(Reply):

@@ -24,6 +24,7 @@ PREFIX = "/assets/"
 FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "forms.js": "text/javascript; charset=utf-8",
+    "safety.js": "text/javascript; charset=utf-8",  # safety controls, execution, notifications
     "app.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml",
     "vendor/uPlot.iife.min.js": "text/javascript; charset=utf-8",

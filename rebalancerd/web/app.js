@@ -7,6 +7,7 @@
   const statusEl = document.getElementById('status');
   const banner = document.getElementById('banner');
   const dialog = document.getElementById('dialog');
+  const haltEl = document.getElementById('halt');
   const needsToken = document.documentElement.dataset.auth === 'token';
   const state = { shown: null, overview: null, updatedAt: 0, access: 'full', stream: null, lost: false, gate: false };
 
@@ -61,6 +62,7 @@
     const s = o.status;
     const items = [
       h('li', {}, h('span.badge', { class: s.isRunning ? 'ok' : 'bad', text: s.isRunning ? '● running' : '■ stopped' })),
+      s.halted ? h('li', {}, h('span.badge.bad', { id: 'halted-badge', text: '■ halted' })) : null,
       s.config.dryRunMode ? h('li', {}, h('span.badge.warn', { text: 'dry run: no orders placed' })) : null,
       state.access === 'read' ? h('li', {}, h('span.badge', { text: 'read-only' })) : null,
       h('li', {}, 'next wake ', h('strong', {}, RB.time(s.nextWakeAt, 'none'))),
@@ -68,6 +70,9 @@
       h('li', { id: 'updated' }, agoText()),
     ];
     statusEl.replaceChildren(...items.filter(Boolean));
+    const halt = RB.safety.haltBanner(s, canWrite());
+    haltEl.replaceChildren(...(halt ? [halt] : []));
+    haltEl.hidden = !halt;
   }
 
   function agoText() {
@@ -184,6 +189,8 @@
       if (parts[0] === 'p' && parts[1]) {
         if (parts[2] === 'edit') await editView(parts[1], quiet);
         else await portfolioView(parts[1], parts[2] === 'run' ? parts[3] : null, quiet, ticket);
+      } else if (parts[0] === 'notifications') {
+        await RB.safety.notificationsView(main);
       } else if (parts[0] === 'new') {
         if (!quiet) createView();
       } else {
@@ -205,6 +212,7 @@
   });
 
   const canWrite = () => state.access === 'full';
+  RB.ctx = { api, notify, refresh: () => route({ quiet: true }), overview: () => state.overview }; // for safety.js
 
   // ---- overview
 
@@ -214,11 +222,14 @@
     const title = h('div.bar-row', {}, h('h1.grow', { text: 'Portfolios' }),
       canWrite() ? h('button', { id: 'scheduler-toggle', class: s.isRunning ? 'danger' : 'primary',
         text: s.isRunning ? 'Stop scheduler' : 'Start scheduler', onclick: () => control(s.isRunning ? 'stop' : 'start') }) : null,
+      canWrite() ? RB.safety.haltButton(s) : null,
+      h('a.button', { href: '#/notifications', text: 'Notifications' }),
       canWrite() ? h('a.button', { href: '#/new', text: 'New portfolio' }) : null);
     const totals = h('section.totals', { 'aria-label': 'Totals' },
       stat('Portfolios', String(o.portfolios.length), 'total-portfolios'),
       stat('Total value', fmt.eur(o.totalValue), 'total-value'),
-      stat('Runs in the last 24 h', `${o.runs24h.succeeded} ok · ${o.runs24h.failed} failed`, 'total-runs'));
+      stat('Runs in the last 24 h', `${o.runs24h.succeeded} ok · ${o.runs24h.failed} failed` +
+        (o.runs24h.rejected ? ` · ${o.runs24h.rejected} rejected` : ''), 'total-runs'));
     if (!o.portfolios.length) {
       main.replaceChildren(title, totals, h('section.empty', {},
         h('h2', { text: 'No portfolios yet' }),
@@ -242,18 +253,20 @@
     const last = c.lastRun;
     const why = [];
     if (c.attention === 0) why.push('✗ Last run failed: ' + ((last.errors || [])[0] || 'see its history'));
+    if (c.awaitingRun) why.push(RB.safety.awaitingWhy(c.awaitingRun));
     if (c.outsideBand) why.push(`⚠ Outside its drift band: ${c.largestDriftSymbol} ${fmt.pp(c.largestDrift)}`);
     return h('li.card', { class: 'attention-' + c.attention, 'data-portfolio': p.id },
       h('div.bar-row', {}, h('h2.grow', {}, h('a', { href: `#/p/${encodeURIComponent(p.id)}`, text: p.name })),
         h('span.badge', { class: p.rebalanceEnabled ? 'ok' : '', text: p.rebalanceEnabled ? 'enabled' : 'disabled' })),
       h('div.sub', { text: `account ${p.account} · ${c.snapshot ? fmt.eur(c.snapshot.value) : 'not valued yet'}` }),
-      why.map((text) => h('p.why', { text })),
+      why.map((text) => (typeof text === 'string' ? h('p.why', { text }) : text)),
+      c.awaitingRun ? RB.safety.approvalBlock(c.awaitingRun, canWrite()) : null,
       allocation(p.targetWeights, c.snapshot),
       h('dl', {},
         h('dt', { text: 'Largest drift' }), h('dd', { text: c.largestDrift === null ? '–' : `${c.largestDriftSymbol} ${fmt.pp(c.largestDrift)}${bandText(p)}` }),
         h('dt', { text: 'Schedule' }), h('dd', { text: p.rebalanceInterval }),
         h('dt', { text: 'Next run' }), h('dd', {}, p.rebalanceEnabled ? RB.time(p.nextRebalanceAt, 'not scheduled') : h('span.muted', { text: 'disabled' })),
-        h('dt', { text: 'Last run' }), h('dd', {}, last ? lastRunText(last, p) : h('span.muted', { text: 'never' }))),
+        h('dt', { text: 'Last run' }), h('dd', {}, last ? lastRunText(last, p, c.lastRunRejected) : h('span.muted', { text: 'never' }))),
       canWrite() ? h('div.bar-row', {},
         h('button.primary', { text: 'Rebalance now…', onclick: () => rebalanceDialog(p) }),
         enableToggle(p)) : null);
@@ -265,9 +278,10 @@
     return '';
   }
 
-  function lastRunText(run, p) {
+  function lastRunText(run, p, rejected) {
+    const [cls, text] = rejected ? ['muted', '– plan rejected'] : run.success ? ['result-ok', '✓ ok'] : ['result-bad', '✗ failed'];
     return h('a', { href: `#/p/${encodeURIComponent(p.id)}/run/${encodeURIComponent(run.id)}` },
-      h('span', { class: run.success ? 'result-ok' : 'result-bad', text: run.success ? '✓ ok' : '✗ failed' }),
+      h('span', { class: cls, text }),
       run.dryRun ? ' (dry run) ' : ' ', RB.time(run.executedAt));
   }
 
@@ -324,20 +338,25 @@
     dialog.replaceChildren(title, body, h('div.bar-row', {}, confirm, close));
     if (!plan || plan.aborted) confirm.textContent = 'Run anyway (it will record why it cannot trade)';
     confirm.focus();
-    confirm.addEventListener('click', async () => {
+    const start = async (force) => {
       confirm.disabled = true;
       confirm.textContent = 'Running…';
-      const run = await api('POST', '/api/scheduler/trigger', { portfolioId: p.id, dryRun: dry.checked });
+      const run = await api('POST', '/api/scheduler/trigger', { portfolioId: p.id, dryRun: dry.checked, force });
       const ok = run.ok && run.body.success;
       const message = run.body.message || run.body.error;
-      body.replaceChildren(h('p', { class: ok ? 'result-ok' : 'result-bad', role: 'status', id: 'run-result', text: (ok ? '✓ ' : '✗ ') + message }),
+      const errors = run.body.history && !ok ? run.body.history.errors || [] : [];
+      body.replaceChildren(...[h('p', { class: ok ? 'result-ok' : 'result-bad', role: 'status', id: 'run-result', text: (ok ? '✓ ' : '✗ ') + message }),
+        errors.length ? h('ul', {}, errors.map((e) => h('li.result-bad', { text: e }))) : null,
+        run.status === 202 ? h('p', { text: 'Approve or reject it on its card in the overview.' }) : null,
+        !ok && !force && RB.safety.isPriceJump(run) ? RB.safety.forceOffer(() => start(true)) : null,
         run.body.history ? h('p', {}, h('a', { href: `#/p/${encodeURIComponent(p.id)}/run/${encodeURIComponent(run.body.history.id)}`,
-          onclick: () => dialog.close(), text: 'Open this run in the history' })) : null);
+          onclick: () => dialog.close(), text: 'Open this run in the history' })) : null].filter(Boolean));
       confirm.remove();
       close.textContent = 'Close';
       close.focus();
       route({ quiet: true });
-    });
+    };
+    confirm.addEventListener('click', () => start(false));
   }
 
   function planView(preview) {
@@ -427,7 +446,7 @@
       const fees = r.orders.reduce((sum, o) => sum + Number(o.fee || 0), 0);
       const details = h('details', { id: 'run-' + r.id, open: String(r.id) === selected || open.has('run-' + r.id) },
         h('summary', {}, h('span', { class: r.success ? 'result-ok' : 'result-bad', text: r.success ? '✓ ok' : '✗ failed' }),
-          r.dryRun ? ' dry run' : '', ' · ', RB.time(r.executedAt), ` · ${r.ordersExecuted}/${r.ordersPlanned} orders`),
+          r.dryRun ? ' dry run' : '', ' · ', RB.time(r.executedAt), ` · ${r.ordersExecuted}/${r.ordersPlanned} orders`, RB.safety.runCost(r)),
         runDetails(r));
       return h('tr', { class: String(r.id) === selected ? 'target-row' : '' },
         h('td', {}, details),
@@ -444,15 +463,18 @@
 
   function runDetails(r) {
     const link = `${location.origin}${location.pathname}#/p/${encodeURIComponent(r.portfolioId)}/run/${encodeURIComponent(r.id)}`;
+    const exec = RB.safety.hasExecution(r.orders); // maker execution figures, when recorded
+    const heads = ['Side', 'Asset', 'Status', 'Volume', exec ? 'Avg price' : 'Price', 'Fee'].concat(exec ? ['Execution'] : []);
     return h('div', {},
       (r.errors || []).length ? h('ul', {}, r.errors.map((e) => h('li.result-bad', { text: e }))) : null,
       r.orders.length ? h('div.table-wrap', {}, h('table', {},
-        h('thead', {}, h('tr', {}, ['Side', 'Asset', 'Status', 'Volume', 'Price', 'Fee'].map((t, i) => h('th', { scope: 'col', class: i > 2 ? 'num' : '', text: t })))),
+        h('thead', {}, h('tr', {}, heads.map((t, i) => h('th', { scope: 'col', class: i > 2 && i < 6 ? 'num' : '', text: t })))),
         h('tbody', {}, r.orders.map((o) => h('tr', {},
           h('td', { text: o.side }), h('td', { text: o.symbol }),
           h('td', { text: o.status + (o.error ? ': ' + o.error : '') }),
           h('td.num', { text: fmt.amount(o.volumeExecuted || o.volume) }),
-          h('td.num', { text: fmt.eur(o.price) }), h('td.num', { text: fmt.eur(o.fee) })))))) : h('p.muted', { text: 'No orders.' }),
+          h('td.num', { text: fmt.eur(exec && o.avgPrice !== undefined ? o.avgPrice : o.price) }), h('td.num', { text: fmt.eur(o.fee) }),
+          exec ? h('td.exec', { text: RB.safety.executionText(o) }) : null))))) : h('p.muted', { text: 'No orders.' }),
       h('p.muted', {}, `Took ${r.duration ?? '?'} ms. `, h('a', { href: link, text: 'Link to this run' })));
   }
 

@@ -132,6 +132,19 @@
       hint: 'How long a maker order may rest (10–3600 s).' },
     { key: 'maxSlippageBps', label: 'Max slippage', type: 'number', unit: 'bp', min: 0, step: 1, example: 50,
       hint: 'The fallback\'s cap through the mid, in basis points (0–1000).' },
+    // Safety controls (issue 19)
+    { key: 'approval', label: 'Approval', type: 'select', options: ['auto', 'manual'], example: 'auto',
+      hint: 'auto: a run trades its plan at once; manual: the plan waits on its card for Approve or Reject.' },
+    { key: 'approvalTtlSeconds', label: 'Approval expires after', type: 'number', unit: 's', min: 1, max: 604800, step: 1, example: 3600,
+      hint: 'A plan not approved in this time is recorded as expired (1 s to a week).' },
+    { key: 'approvalTolerancePct', label: 'Approval tolerance', type: 'number', unit: '%', min: 0, max: 100, step: 'any', example: 1,
+      hint: 'Approving plans again at fresh prices; it trades only if every order is within this % of the portfolio value of the approved one, else the new plan waits for approval.' },
+    { key: 'maxTradePercent', label: 'Max traded per run', type: 'number', unit: '% of value', min: 0, max: 200, step: 'any', optional: true,
+      hint: 'The most one run trades, sells and buys together, as % of the portfolio value (up to 200); a bigger plan is scaled down. Empty: no cap.' },
+    { key: 'sellMode', label: 'Selling', type: 'select', options: ['allow', 'never'], example: 'allow',
+      hint: 'never: nothing is ever sold; drift is reduced only by buying under-weight assets with the cash there is (e.g. deposits).' },
+    { key: 'priceJumpGuardPct', label: 'Price-jump guard', type: 'number', unit: '%', min: 0, max: 1000, step: 'any', example: 15, optional: true, nullIsOff: true,
+      hint: 'If a price moved more than this since the daemon last recorded it (within the hour), the run places nothing and fails, naming the asset. Empty: off.' },
     { key: 'rebalanceEnabled', label: 'Enabled: run on its schedule', type: 'checkbox', example: false },
   ];
   RB.FIELDS = FIELDS;
@@ -233,7 +246,7 @@
         else if (field.type === 'checkbox') v = c.checked;
         else if (field.type === 'number') v = c.value.trim() === '' ? null : Number(c.value);
         else v = c.value.trim();
-        if (v === null && field.optional && !editing) continue;
+        if (v === null && field.optional && !editing && !field.nullIsOff) continue; // the default
         if (v === null && !field.optional) v = c.value; // let the API name what is missing
         out[field.key] = v;
       }

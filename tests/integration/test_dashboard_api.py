@@ -120,8 +120,8 @@ async def test_the_overview_orders_cards_by_attention(api: Api) -> None:
     status, body = await api.call("GET", "/api/dashboard")
     assert status == 200
     assert [c["portfolio"]["name"] for c in body["portfolios"]] == ["broken", "calm"]
-    assert [c["attention"] for c in body["portfolios"]] == [0, 2]
-    assert body["runs24h"] == {"succeeded": 1, "failed": 1}
+    assert [c["attention"] for c in body["portfolios"]] == [0, 3]
+    assert body["runs24h"] == {"succeeded": 1, "failed": 1, "rejected": 0}
     assert body["access"] == "full" and body["daemonsSeen"] == 1
     calm_card = body["portfolios"][1]
     assert body["totalValue"] == calm_card["snapshot"]["value"]
@@ -183,3 +183,65 @@ async def test_the_page_needs_no_token_and_says_it_asks_for_one(api: Api) -> Non
 
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# ----- safety controls on the overview (the dashboard's approval cards and halt banner) -----
+
+
+async def test_a_run_awaiting_approval_is_on_its_card_and_sorts_first_after_failed(
+    api: Api,
+) -> None:
+    calm = (await api.create(name="calm", account="default"))["id"]
+    manual = await api.create(name="manual", account="sandbox", approval="manual")
+    await api.call("POST", "/api/scheduler/trigger", {"portfolioId": calm})
+    status, parked = await api.call("POST", "/api/scheduler/trigger", {"portfolioId": manual["id"]})
+    assert status == 202, parked
+    async with api.client.get("/api/dashboard", headers=_auth(TOKEN)) as first:
+        tag, body = first.headers["ETag"], await first.json()
+    assert [c["portfolio"]["name"] for c in body["portfolios"]] == ["manual", "calm"]
+    waiting, other = body["portfolios"]
+    assert (waiting["attention"], other["attention"]) == (1, 3)
+    assert other["awaitingRun"] is None
+    run = waiting["awaitingRun"]
+    assert run["id"] == parked["run"]["id"] and run["status"] == "awaiting_approval"
+    assert run["expiresAt"] and run["plan"]["orders"], run
+    status, approved = await api.call("POST", f"/api/runs/{run['id']}/approve")
+    assert status == 200 and approved["success"], approved
+    headers = {**_auth(TOKEN), "If-None-Match": tag}
+    async with api.client.get("/api/dashboard", headers=headers) as again:
+        assert again.status == 200 and again.headers["ETag"] != tag  # the approval shows
+        after = (await again.json())["portfolios"]
+    assert [c["awaitingRun"] for c in after] == [None, None]
+    assert {c["attention"] for c in after} == {3}
+
+
+async def test_an_expired_approval_is_not_offered(api: Api) -> None:
+    manual = await api.create(name="manual", approval="manual", approvalTtlSeconds=60)
+    status, parked = await api.call("POST", "/api/scheduler/trigger", {"portfolioId": manual["id"]})
+    assert status == 202, parked
+    await api.store.pool.execute(  # as if its hour had passed
+        "UPDATE rebalance_runs SET expires_at = now() - interval '1 s' WHERE id = $1",
+        parked["run"]["id"],
+    )
+    body = (await api.call("GET", "/api/dashboard"))[1]
+    assert body["portfolios"][0]["awaitingRun"] is None
+
+
+async def test_the_overview_says_halted(api: Api) -> None:
+    assert (await api.call("GET", "/api/dashboard"))[1]["status"]["halted"] is False
+    assert (await api.call("POST", "/api/scheduler", {"action": "halt"}))[0] == 200
+    assert (await api.call("GET", "/api/dashboard"))[1]["status"]["halted"] is True
+    assert (await api.call("POST", "/api/scheduler", {"action": "resume"}))[0] == 200
+    assert (await api.call("GET", "/api/dashboard"))[1]["status"]["halted"] is False
+
+
+async def test_a_rejected_plan_is_not_a_failed_run_on_the_overview(api: Api) -> None:
+    manual = await api.create(name="manual", approval="manual")
+    parked = (await api.call("POST", "/api/scheduler/trigger", {"portfolioId": manual["id"]}))[1]
+    status, rejected = await api.call("POST", f"/api/runs/{parked['run']['id']}/reject")
+    assert status == 200 and not rejected["history"]["success"], rejected  # recorded, unplaced
+    overview = (await api.call("GET", "/api/dashboard"))[1]
+    assert overview["runs24h"] == {"succeeded": 0, "failed": 0, "rejected": 1}
+    only = overview["portfolios"][0]
+    assert only["lastRun"]["id"] == rejected["history"]["id"]
+    assert (only["lastRunRejected"], only["attention"]) == (True, 3)
