@@ -7,12 +7,10 @@ requests to any other host; the last test checks them all.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,13 +18,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.browser_support import DESKTOP, PHONE, Watched, launch
-from tests.conftest import _admin, dsn_for, run_sync
+from tests.browser.conftest import READ_TOKEN, TOKEN, demo_daemon
+from tests.browser_support import DESKTOP, PHONE, Watched
 from tests.daemon_proc import DaemonProcess
 
 pytestmark = pytest.mark.e2e
-TOKEN = "dashboard-token-0123456789"
-READ_TOKEN = "dashboard-read-only-0123456789"
 SHOTS = Path(__file__).resolve().parents[2] / "tests" / "browser" / "screenshots"
 PAGES: list[Watched] = []  # every page the tests opened, checked at the end
 # A page that is refused on purpose logs the refusal as a console error; nothing else may.
@@ -39,31 +35,12 @@ EXPECTED_REFUSALS = {
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory, pg_base_url: str) -> Iterator[DaemonProcess]:
     """`rebalancerd demo` with both tokens; the loop stays stopped so only the tests trade."""
-    name = "t_" + uuid.uuid4().hex[:16]
-    run_sync(_admin(pg_base_url, f"CREATE DATABASE {name}"))
-    env = {
-        "DATABASE_URL": dsn_for(pg_base_url, name),
-        "REBALANCERD_API_TOKEN": TOKEN,
-        "REBALANCERD_READ_TOKEN": READ_TOKEN,
-        "SCHEDULER_AUTO_START": "false",
-    }
-    proc = DaemonProcess(tmp_path_factory.mktemp("dash"), env, args=("demo",)).start()
-    try:
-        asyncio.run(proc.wait_healthy())
+    with demo_daemon(tmp_path_factory.mktemp("dash"), pg_base_url) as (proc, _):
         for card in call(proc, "GET", "/api/dashboard")[1]["portfolios"]:
             # Dry runs: a snapshot each, at once (a demo portfolio rests maker orders for minutes)
             body = {"portfolioId": card["portfolio"]["id"], "dryRun": True}
             assert call(proc, "POST", "/api/scheduler/trigger", body)[0] == 200
         yield proc
-    finally:
-        proc.stop()
-        run_sync(_admin(pg_base_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch() as chromium:
-        yield chromium
 
 
 def call(

@@ -9,7 +9,6 @@ paper account. Screenshots go to tests/browser/screenshots (docs/ has the chosen
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,9 +16,10 @@ import asyncpg
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.test_dashboard import READ_TOKEN, SHOTS, TOKEN, call, sign_in
-from tests.browser_support import DESKTOP, PHONE, Watched, launch
-from tests.conftest import _admin, dsn_for, run_sync
+from tests.browser.conftest import READ_TOKEN, TOKEN, demo_daemon
+from tests.browser.test_dashboard import SHOTS, call, sign_in
+from tests.browser_support import DESKTOP, PHONE, Watched
+from tests.conftest import run_sync
 from tests.daemon_proc import DaemonProcess
 
 pytestmark = pytest.mark.e2e
@@ -71,37 +71,16 @@ class Demo:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory, pg_base_url: str) -> Iterator[Demo]:
-    name = "t_" + uuid.uuid4().hex[:16]
-    run_sync(_admin(pg_base_url, f"CREATE DATABASE {name}"))
-    env = {
-        "DATABASE_URL": dsn_for(pg_base_url, name),
-        "REBALANCERD_API_TOKEN": TOKEN,
-        "REBALANCERD_READ_TOKEN": READ_TOKEN,
-        "SCHEDULER_AUTO_START": "false",
-    }
-    tmp = tmp_path_factory.mktemp("safety")
-    config = tmp / "config.toml"  # a webhook nobody answers: its deliveries stay pending
-    config.write_text('[[notify.webhook]]\nurl = "http://127.0.0.1:9/hook"\n')
-    env["REBALANCERD_CONFIG"] = str(config)
-    proc = DaemonProcess(tmp, env, args=("demo",)).start()
-    try:
-        run_sync(proc.wait_healthy())  # in a thread: the browser may already run a loop
-        demo = Demo(proc, dsn_for(pg_base_url, name))
+    # A webhook nobody answers: its deliveries stay pending.
+    hook = '[[notify.webhook]]\nurl = "http://127.0.0.1:9/hook"\n'
+    with demo_daemon(tmp_path_factory.mktemp("safety"), pg_base_url, hook) as (proc, dsn):
+        demo = Demo(proc, dsn)
         for pid in (demo.manual, demo.maker):  # a snapshot and the guard's price marks each
             body = {"portfolioId": pid, "dryRun": True}
             assert demo.call("POST", "/api/scheduler/trigger", body)[0] == 200
         update = {"id": demo.manual, "approval": "manual", "approvalTtlSeconds": 1800}
         assert demo.call("PUT", "/api/portfolios/manage", update)[0] == 200
         yield demo
-    finally:
-        proc.stop()
-        run_sync(_admin(pg_base_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch() as chromium:
-        yield chromium
 
 
 def open_page(
