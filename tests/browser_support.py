@@ -68,11 +68,14 @@ class Watched:
     console_errors: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)  # requests to any other host
     requests: list[str] = field(default_factory=list)
+    test: str = ""  # the test that opened it, for refusals that test makes on purpose
 
     @classmethod
-    def open(cls, browser: Browser, origin: str, viewport: dict[str, int] = DESKTOP) -> Watched:
+    def open(
+        cls, browser: Browser, origin: str, viewport: dict[str, int] = DESKTOP, test: str = ""
+    ) -> Watched:
         context = browser.new_context(viewport=viewport)
-        watched = cls(context, context.new_page(), origin)
+        watched = cls(context, context.new_page(), origin, test=test)
         watched.page.on("console", watched._console)
         watched.page.on("pageerror", lambda exc: watched.console_errors.append(f"pageerror: {exc}"))
         watched.page.on("request", watched._request)
@@ -105,3 +108,15 @@ class Watched:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(path), full_page=True)
         return path
+
+
+def assert_clean(pages: list[Watched], expected_refusals: dict[str, str]) -> None:
+    """No page asked another host for anything, and none logged a console error but the
+    refusal its test provoked on purpose (`expected_refusals`: test name → text); closes them."""
+    assert pages, "run with the other tests of this module"
+    for watched in pages:
+        assert watched.foreign == [], watched.foreign
+        allowed = expected_refusals.get(watched.test)
+        errors = [e for e in watched.console_errors if not (allowed and allowed in e)]
+        assert errors == [], (watched.test, errors)
+        watched.close()

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.browser.conftest import READ_TOKEN, TOKEN, demo_daemon
-from tests.browser_support import DESKTOP, PHONE, Watched
+from tests.browser_support import DESKTOP, PHONE, Watched, assert_clean
 from tests.daemon_proc import DaemonProcess
 
 pytestmark = pytest.mark.e2e
@@ -62,8 +62,7 @@ def call(
 def open_page(
     browser: Browser, proc: DaemonProcess, request: pytest.FixtureRequest, viewport: Any = DESKTOP
 ) -> Watched:
-    watched = Watched.open(browser, proc.url, viewport)
-    watched.test = request.node.name  # type: ignore[attr-defined]
+    watched = Watched.open(browser, proc.url, viewport, test=request.node.name)
     PAGES.append(watched)
     return watched
 
@@ -304,10 +303,4 @@ def test_a_phone_width_needs_no_horizontal_scrolling(
 
 
 def test_no_request_left_for_another_host_and_no_console_error() -> None:
-    assert PAGES, "run with the other tests of this module"
-    for watched in PAGES:
-        assert watched.foreign == [], watched.foreign
-        allowed = EXPECTED_REFUSALS.get(watched.test)  # type: ignore[attr-defined]
-        errors = [e for e in watched.console_errors if not (allowed and allowed in e)]
-        assert errors == [], (watched.test, errors)  # type: ignore[attr-defined]
-        watched.close()
+    assert_clean(PAGES, EXPECTED_REFUSALS)

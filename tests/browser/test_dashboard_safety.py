@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import READ_TOKEN, TOKEN, demo_daemon
 from tests.browser.test_dashboard import SHOTS, call, sign_in
-from tests.browser_support import DESKTOP, PHONE, Watched
+from tests.browser_support import DESKTOP, PHONE, Watched, assert_clean
 from tests.conftest import run_sync
 from tests.daemon_proc import DaemonProcess
 
@@ -86,8 +86,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, pg_base_url: str) -> Iterator
 def open_page(
     browser: Browser, demo: Demo, request: pytest.FixtureRequest, viewport: Any = DESKTOP
 ) -> Watched:
-    watched = Watched.open(browser, demo.proc.url, viewport)
-    watched.test = request.node.name  # type: ignore[attr-defined]
+    watched = Watched.open(browser, demo.proc.url, viewport, test=request.node.name)
     PAGES.append(watched)
     return watched
 
@@ -304,10 +303,4 @@ def test_a_phone_shows_the_halt_banner_and_a_waiting_card_without_scrolling_side
 
 
 def test_no_console_error_and_no_foreign_request() -> None:
-    assert PAGES, "run with the other tests of this module"
-    for watched in PAGES:
-        assert watched.foreign == [], watched.foreign
-        allowed = EXPECTED_REFUSALS.get(watched.test)  # type: ignore[attr-defined]
-        errors = [e for e in watched.console_errors if not (allowed and allowed in e)]
-        assert errors == [], (watched.test, errors)  # type: ignore[attr-defined]
-        watched.close()
+    assert_clean(PAGES, EXPECTED_REFUSALS)

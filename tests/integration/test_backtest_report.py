@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from playwright.sync_api import Browser
 
 from rebalancerd.cli.main import main
+from tests.browser_support import launch
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's; playwright downloads no browser of its own
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 STRATEGIES = ["periodic:weekly", "band:5", "band-rel:25", "hold", "periodic:0 9 * * 1"]
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"{CHROMIUM} is not installed (apt install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+def browser() -> Iterator[Browser]:
+    with launch() as chromium:  # Debian's chromium; skips without one
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +31,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("width", [1280, 390])
-def test_every_figure_shows_one_chart(browser: Any, report: Path, width: int) -> None:
+def test_every_figure_shows_one_chart(browser: Browser, report: Path, width: int) -> None:
     page = browser.new_page(viewport={"width": width, "height": 800})
     problems: list[str] = []
     page.on(
