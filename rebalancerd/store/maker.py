@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from rebalancerd.store.database import QUERIES, Database
 from rebalancerd.store.rows import OrderIntent, from_record
+from rebalancerd.store.runs import outcome_args
 
 # (seq, client id, symbol, pair, side, volume, expected price, arrival mid)
 MakerRow = tuple[int, str, str, str, str, Decimal, Decimal, Decimal]
@@ -41,15 +42,4 @@ class MakerQueries(Database):
 
 
 def _args(i: OrderIntent) -> tuple[object, ...]:
-    return (
-        i.client_order_id,
-        i.status,
-        i.txid,
-        i.volume_executed,
-        i.cost,
-        i.fee,
-        i.avg_price,
-        i.error,
-        i.placements,
-        i.fallback,
-    )
+    return (*outcome_args(i), i.placements, i.fallback)

@@ -121,16 +121,10 @@ class RunQueries(Database):
 
 def _update_args(intents: Sequence[OrderIntent]) -> list[tuple[object, ...]]:
     """update_intent's arguments for each intent."""
-    return [
-        (
-            i.client_order_id,
-            i.status,
-            i.txid,
-            i.volume_executed,
-            i.cost,
-            i.fee,
-            i.avg_price,
-            i.error,
-        )
-        for i in intents
-    ]
+    return [outcome_args(i) for i in intents]
+
+
+def outcome_args(i: OrderIntent) -> tuple[object, ...]:
+    """What became of an order: update_intent's arguments (save_maker_intent adds its own)."""
+    return (i.client_order_id, i.status, i.txid, i.volume_executed, i.cost, i.fee, i.avg_price,
+            i.error)  # fmt: skip
