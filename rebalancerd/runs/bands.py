@@ -8,20 +8,25 @@ from datetime import datetime
 from rebalancerd.exchange.protocol import ExchangeError
 from rebalancerd.planning import plan as planner
 from rebalancerd.runs.lifecycle import RunManager
+from rebalancerd.runs.trade import RunPlan
 from rebalancerd.store.repository import Store
 
 log = logging.getLogger(__name__)
 
 
-async def move_drifted(store: Store, runs: RunManager, now: datetime) -> int:
-    """Make every banded portfolio that drifted out of its band due `now`; how many."""
+async def move_drifted(
+    store: Store, runs: RunManager, now: datetime, planned: dict[str, RunPlan | None]
+) -> int:
+    """Make every banded portfolio that drifted out of its band due `now`; how many. Each
+    portfolio's planning goes into `planned` (the tick's snapshots reuse it: one read each)."""
     moved = 0
     for portfolio in await store.banded_portfolios(now):
         try:
-            plan = await runs.current_plan(portfolio)  # None for a row that cannot run
+            made = planned[portfolio.id] = await runs.current_plan(portfolio)
         except ExchangeError as exc:
             log.warning("[Scheduler] Drift check of %s failed: %s", portfolio.id, exc)
             continue
+        plan = None if made is None else made.tradable  # None for a row that cannot run
         if plan is None or not planner.out_of_band(
             plan.current_weights,
             plan.target_weights,

@@ -19,7 +19,6 @@ from rebalancerd.aio import any_of
 from rebalancerd.exchange.protocol import Exchange, ExchangeError
 from rebalancerd.metrics import Metrics
 from rebalancerd.notify import events as notify_events
-from rebalancerd.planning import plan as planner
 from rebalancerd.runs import slots
 from rebalancerd.runs.execution import maker_json
 from rebalancerd.runs.maker_recovery import resolve_maker_intent
@@ -151,8 +150,9 @@ class RunManager:
         """True once stop() was called."""
         return self._stopping.is_set()
 
-    async def current_plan(self, portfolio: Portfolio) -> planner.Plan | None:
-        """The plan a run would make now; None without an account, usable row or plan to trade."""
+    async def current_plan(self, portfolio: Portfolio) -> RunPlan | None:
+        """The run's planning now, its prices marked for the price-jump guard (a drift check);
+        None without an account or usable row."""
         exchange = self.exchanges.get(portfolio.account)
         if exchange is None or slots.problem(portfolio) is not None:
             return None

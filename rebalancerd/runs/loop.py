@@ -30,7 +30,7 @@ from rebalancerd.runs.control import (
 )
 from rebalancerd.runs.lifecycle import Ended, RunManager, owner_is_dead
 from rebalancerd.runs.safety import RunChecks
-from rebalancerd.runs.trade import Preview
+from rebalancerd.runs.trade import Preview, RunPlan
 from rebalancerd.runs.waking import STEP_CHECK, WARM_AHEAD, Warmup, sleep_until
 from rebalancerd.store.database import DB_ERRORS
 from rebalancerd.store.repository import Store
@@ -175,21 +175,29 @@ class Scheduler:
             await self.reconcile_orphans()
             if self._check_due is not None and self.clock() >= self._check_due:
                 self._check_due = None
-                await self.check_bands()
-                await self.take_snapshots()
+                planned: dict[str, RunPlan | None] = {}  # one balance read per portfolio a tick
+                await self.check_bands(planned)
+                await self.take_snapshots(planned)
             if await self._claim_and_start():
                 return self.clock()
         return await self._next_wake(config)
 
-    async def check_bands(self) -> int:
-        """A check tick: portfolios drifted out of their bands become due now; how many."""
-        return await bands.move_drifted(self.store, self.runs, self.clock())
+    async def check_bands(self, planned: dict[str, RunPlan | None] | None = None) -> int:
+        """A check tick: portfolios drifted out of their bands become due now; how many.
+        Each planning made goes into `planned`, for the tick's snapshots."""
+        made = {} if planned is None else planned
+        return await bands.move_drifted(self.store, self.runs, self.clock(), made)
 
-    async def take_snapshots(self) -> int:
-        """A check tick's snapshots for the dashboard (and old ones pruned); how many."""
+    async def take_snapshots(self, planned: Mapping[str, RunPlan | None] | None = None) -> int:
+        """A check tick's snapshots for the dashboard (and old ones pruned); how many.
+        `planned`: the tick's plannings so far (the drift check's), reused, not read again."""
         settings = self.settings
         written = await snapshots.tick(
-            self.store, self.runs, settings.snapshot_retention_days, settings.snapshot_every_tick
+            self.store,
+            self.runs,
+            settings.snapshot_retention_days,
+            settings.snapshot_every_tick,
+            planned or {},
         )
         if written:
             await self.store.notify("snapshots")  # open dashboards refresh

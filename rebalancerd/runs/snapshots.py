@@ -130,8 +130,15 @@ async def _write(store: Store, pid: str, rows: list[Row]) -> None:
         log.warning("[Rebalance:%s] WARN: snapshot not written: %s", pid, exc)
 
 
-async def tick(store: Store, runs: RunManager, keep_days: int, every_portfolio: bool) -> int:
-    """A check tick: prune old snapshots, then snapshot every enabled portfolio; how many."""
+async def tick(
+    store: Store,
+    runs: RunManager,
+    keep_days: int,
+    every_portfolio: bool,
+    planned: Mapping[str, RunPlan | None],
+) -> int:
+    """A check tick: prune old snapshots, then snapshot every enabled portfolio; how many.
+    `planned`: plannings this tick already made (the drift check's), not read again."""
     await store.prune_snapshots(keep_days)
     if not every_portfolio:
         return 0
@@ -140,11 +147,13 @@ async def tick(store: Store, runs: RunManager, keep_days: int, every_portfolio: 
         if not portfolio.rebalance_enabled:
             continue
         try:
-            planned = await runs.plan_run(portfolio)
+            made = (
+                planned[portfolio.id] if portfolio.id in planned else await runs.plan_run(portfolio)
+            )
         except ExchangeError as exc:
             log.warning("[Scheduler] Snapshot of %s failed: %s", portfolio.id, exc)
             continue
-        fields = None if planned is None else planned_fields(planned)
+        fields = None if made is None else planned_fields(made)
         if fields is not None:
             rows.append((portfolio.id, "tick", fields, None, None))
     if rows:

@@ -122,13 +122,13 @@ class Executor:
             "errors": [] if planned.error is None else [planned.error],
         }
 
-    async def current_plan(self, portfolio: Portfolio, exchange: Exchange) -> planner.Plan | None:
-        """The plan a run would make now, or None when it could not be made (a drift check:
-        the prices it read become the price-jump guard's marks)."""
+    async def current_plan(self, portfolio: Portfolio, exchange: Exchange) -> RunPlan:
+        """The run's planning now, for a drift check: the prices it read become the price-jump
+        guard's marks."""
         planned = await self.plan_run(portfolio, exchange)
         if planned.quotes:
             await self.gate.mark_prices(portfolio, planned.quotes)
-        return planned.tradable
+        return planned
 
     async def plan_run(self, portfolio: Portfolio, exchange: Exchange) -> RunPlan:
         """Read the account's markets, balances and fee, and plan the portfolio against them."""

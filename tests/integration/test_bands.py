@@ -12,6 +12,7 @@ from rebalancerd.config import SchedulerSettings
 from rebalancerd.exchange.kraken.client import KrakenClient
 from rebalancerd.metrics import Metrics
 from rebalancerd.runs.loop import Scheduler
+from rebalancerd.runs.trade import RunPlan
 from rebalancerd.store.repository import Store
 from tests.factories import make_portfolio
 from tests.fake_kraken import FakeKraken
@@ -70,3 +71,22 @@ async def test_portfolios_without_bands_are_not_checked(
     await make_portfolio(store, next_rebalance_at=datetime.now(UTC) + timedelta(days=1))
     assert await sched.check_bands() == 0
     assert fake.calls("Balance") == fake.calls("BalanceEx") == []
+
+
+async def test_a_tick_reads_each_portfolio_once_for_its_band_and_its_snapshot(
+    store: Store, setup: tuple[Scheduler, KrakenClient, FakeKraken]
+) -> None:
+    sched, _, fake = setup
+    later = datetime.now(UTC) + timedelta(days=1)
+    banded = await make_portfolio(
+        store, target_weights=NEAR_CURRENT, drift_band_abs=Decimal(1), next_rebalance_at=later
+    )
+    planned: dict[str, RunPlan | None] = {}
+    assert await sched.check_bands(planned) == 0
+    assert set(planned) == {banded.id}
+    reads = len(fake.calls("BalanceEx"))
+    assert reads == 1
+    assert await sched.take_snapshots(planned) == 1  # the drift check's planning, reused
+    assert len(fake.calls("BalanceEx")) == reads
+    [snapshot] = await store.list_snapshots(banded.id, None, None, 10)
+    assert snapshot.kind == "tick"
