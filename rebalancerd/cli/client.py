@@ -32,36 +32,27 @@ class ClientError(Exception):
 
 def add_commands(sub: Any) -> None:
     """Add the client subcommands to the `rebalancerd` parser."""
-    _command(sub, "status", "show the scheduler and the schedule", show_status)
-    trigger = _command(sub, "trigger", "rebalance one portfolio now", run_trigger)
+    command(sub, "status", "show the scheduler and the schedule", show_status)
+    trigger = command(sub, "trigger", "rebalance one portfolio now", run_trigger)
     trigger.add_argument("id", help="portfolio id")
     trigger.add_argument("--dry-run", action="store_true", help="plan and record, place nothing")
     trigger.add_argument("--force", action="store_true", help="pass the price-jump guard")
-    ports = _command(sub, "portfolios", "list, show, create or delete portfolios", portfolios)
+    ports = command(sub, "portfolios", "list, show, create or delete portfolios", portfolios)
     actions = ports.add_subparsers(dest="action", metavar="{list,show,create,delete}")
     _common(actions.add_parser("list", help="list portfolios (the default)"))
     _common(actions.add_parser("show", help="show one portfolio")).add_argument("id")
     create = _common(actions.add_parser("create", help="create a portfolio from a JSON file"))
     create.add_argument("--file", required=True, type=Path, help="JSON body ('-': stdin)")
     _common(actions.add_parser("delete", help="delete a portfolio")).add_argument("id")
-    history = _command(sub, "history", "list past rebalances, newest first", show_history)
+    history = command(sub, "history", "list past rebalances, newest first", show_history)
     history.add_argument("--portfolio", help="only this portfolio id")
     history.add_argument("--limit", type=int, default=20, help="how many (max 500, default 20)")
-    plan = _command(sub, "plan", "what a run would trade now, and why each skip", show_plan)
+    plan = command(sub, "plan", "what a run would trade now, and why each skip", show_plan)
     plan.add_argument("id", help="portfolio id")
 
 
 def command(sub: Any, name: str, text: str, handler: Handler) -> argparse.ArgumentParser:
     """A client subcommand with --url, --token and --json, run by `handler`."""
-    return _command(sub, name, text, handler)
-
-
-def out(args: argparse.Namespace, payload: Mapping[str, Any], text: Callable[[], str]) -> None:
-    """Print the answer: `text()` for people, the JSON with --json."""
-    _out(args, payload, text)
-
-
-def _command(sub: Any, name: str, text: str, handler: Handler) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text)
     parser.set_defaults(handler=lambda args: _guarded(handler, args))
     return _common(parser)
@@ -151,7 +142,8 @@ def _reason(reason: object) -> str:
     return str(reason)
 
 
-def _out(args: argparse.Namespace, payload: Mapping[str, Any], text: Callable[[], str]) -> None:
+def out(args: argparse.Namespace, payload: Mapping[str, Any], text: Callable[[], str]) -> None:
+    """Print the answer: `text()` for people, the JSON with --json."""
     if getattr(args, "json", False):
         print(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -161,7 +153,7 @@ def _out(args: argparse.Namespace, payload: Mapping[str, Any], text: Callable[[]
 def show_status(args: argparse.Namespace) -> int:
     """`rebalancerd status`."""
     payload = call(args, "GET", "/api/scheduler")
-    _out(args, payload, lambda: status_text(payload))
+    out(args, payload, lambda: status_text(payload))
     return 0
 
 
@@ -174,9 +166,9 @@ def run_trigger(args: argparse.Namespace) -> int:
         body["force"] = True
     payload = call(args, "POST", "/api/scheduler/trigger", body, timeout=600)
     if payload.get("history") is None:  # the plan awaits approval (safety controls)
-        _out(args, payload, lambda: str(payload["message"]))
+        out(args, payload, lambda: str(payload["message"]))
         return 0
-    _out(args, payload, lambda: f"{payload['message']}\n" + history_text([payload["history"]]))
+    out(args, payload, lambda: f"{payload['message']}\n" + history_text([payload["history"]]))
     return 0 if payload.get("success") else 1
 
 
@@ -185,19 +177,19 @@ def portfolios(args: argparse.Namespace) -> int:
     action = getattr(args, "action", None) or "list"
     if action == "create":
         payload = call(args, "POST", "/api/portfolios/manage", _read_json(args.file))
-        _out(args, payload, lambda: f"{payload['message']}\n{portfolio_text(payload['portfolio'])}")
+        out(args, payload, lambda: f"{payload['message']}\n{portfolio_text(payload['portfolio'])}")
     elif action == "delete":
         payload = call(args, "DELETE", "/api/portfolios/manage?id=" + quote(args.id, safe=""))
-        _out(args, payload, lambda: str(payload["message"]))
+        out(args, payload, lambda: str(payload["message"]))
     elif action == "show":
         listed = call(args, "GET", "/api/portfolios/manage")["portfolios"]
         found = [p for p in listed if p["id"] == args.id]
         if not found:
             raise ClientError(f"portfolio {args.id} not found")
-        _out(args, found[0], lambda: portfolio_text(found[0]))
+        out(args, found[0], lambda: portfolio_text(found[0]))
     else:
         payload = call(args, "GET", "/api/portfolios/manage")
-        _out(args, payload, lambda: portfolios_text(payload["portfolios"]))
+        out(args, payload, lambda: portfolios_text(payload["portfolios"]))
     return 0
 
 
@@ -207,14 +199,14 @@ def show_history(args: argparse.Namespace) -> int:
     if args.portfolio:
         params["portfolioId"] = args.portfolio
     payload = call(args, "GET", "/api/history?" + urlencode(params))
-    _out(args, payload, lambda: history_text(payload["history"]))
+    out(args, payload, lambda: history_text(payload["history"]))
     return 0
 
 
 def show_plan(args: argparse.Namespace) -> int:
     """`rebalancerd plan ID`."""
     payload = call(args, "GET", "/api/portfolios/plan?id=" + quote(args.id, safe=""), timeout=120)
-    _out(args, payload, lambda: plan_text(payload))
+    out(args, payload, lambda: plan_text(payload))
     return 0
 
 
