@@ -163,7 +163,12 @@ def test_a_stale_approval_shows_the_new_plan_to_approve_again(
     again = waiting.get_by_role("button", name="Approve the new plan")
     expect(again).to_be_visible()
     assert demo.call("GET", f"/api/runs?portfolioId={demo.manual}")[1]["runs"][0]["id"] == run
-    again.click()
+    # The card drops the plan as soon as the run leaves awaiting_approval (it is then running):
+    # the run's state is read once the page's approval has been answered.
+    approving = f"/api/runs/{run}/approve"
+    with watched.page.expect_response(lambda r: r.url.endswith(approving)) as answered:
+        again.click()
+    assert answered.value.status == 200
     expect(waiting.locator(".approval")).to_have_count(0)
     runs = demo.call("GET", f"/api/runs?portfolioId={demo.manual}")[1]["runs"]
     assert (runs[0]["id"], runs[0]["status"]) == (run, "succeeded")
