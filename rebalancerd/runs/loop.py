@@ -38,6 +38,7 @@ from rebalancerd.store.rows import HistoryRecord, Portfolio, Run
 
 log = logging.getLogger(__name__)
 MAX_SLEEP = 300.0  # re-read the database at least this often, whatever the schedule says
+RECHECK = 1.0  # a portfolio due but not claimable (its account busy, its row held): look again
 
 
 class Scheduler:
@@ -80,6 +81,7 @@ class Scheduler:
         self._sleeping = False
         self._beat = time.monotonic()  # the loop's last sign of life
         self._check_due: datetime | None = None  # the next check tick (drift bands)
+        self._looked_at: datetime | None = None  # when the last claim looked for due portfolios
         self._warmup = Warmup(exchanges, warm_ahead)
         self._step_check = step_check
 
@@ -215,13 +217,27 @@ class Scheduler:
             await self._warmup.warm_due(due, now, self.store.due_accounts)
             warm = self._warmup.wake_at(due, now)
             lease = await self.store.earliest_foreign_lease(self.owner)
-            candidates += [at for at in (due, lease, warm) if at is not None]
+            candidates += [at for at in (self._due_wake(due), lease, warm) if at is not None]
         self.next_wake = min(candidates)
         self.metrics.next_due.set(due.timestamp() if due else 0)
         return self.next_wake
 
+    def _due_wake(self, due: datetime | None) -> datetime | None:
+        """When to wake for the earliest due portfolio. One the last claim saw due and left
+        does not wake the loop at once, which would spin on the database: with every slot
+        taken it waits for a run to end (that wakes the loop); otherwise (its account busy,
+        its row held by another daemon's claim) it is looked at again after RECHECK."""
+        looked = self._looked_at
+        if due is None or looked is None or due > looked:
+            return due
+        if self.runs.active_count >= self.settings.max_concurrency:
+            return None
+        return looked + timedelta(seconds=RECHECK)
+
     async def _claim_and_start(self) -> bool:
-        """Claim up to the free concurrency; True if anything was claimed."""
+        """Claim up to the free concurrency; True when the loop should look again at once
+        (a run ended inline, so there may be more to claim)."""
+        self._looked_at = self.clock()
         free = self.settings.max_concurrency - self.runs.active_count
         if free <= 0 or self.runs.stopping:
             return False
@@ -237,7 +253,8 @@ class Scheduler:
                 await self.runs.execute(run, portfolio)
             else:
                 self._spawn(self.runs.execute(run, portfolio), f"run-{run.id}")
-        return self.settings.max_concurrency == 1 or len(claimed) == free
+        # Concurrent runs wake the loop when they end; a run made inline has ended already.
+        return self.settings.max_concurrency == 1
 
     async def claim_due(self, limit: int, busy_accounts: list[str]) -> list[tuple[Run, Portfolio]]:
         """Claim due portfolios: row locks skip what others hold; the slot key runs each once."""

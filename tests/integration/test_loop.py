@@ -16,7 +16,7 @@ from rebalancerd.exchange.protocol import Balances
 from rebalancerd.exchange.simulated import SimulatedMarket
 from rebalancerd.metrics import Metrics
 from rebalancerd.runs.lifecycle import RunManager
-from rebalancerd.runs.loop import Scheduler
+from rebalancerd.runs.loop import RECHECK, Scheduler
 from rebalancerd.store.repository import Store
 from tests.factories import make_portfolio
 from tests.fake_kraken import FakeKraken
@@ -175,3 +175,61 @@ async def test_a_dropped_connection_while_keeping_the_lease_neither_ends_the_run
     record = await runs.execute(run, portfolio)
     assert record is not None and calls >= 2  # the keeper went on after the error
     assert runs.active_count == 0 and runs.busy_accounts() == []
+
+
+async def test_with_every_slot_taken_a_due_portfolio_waits_for_a_run_to_end(
+    store: Store, fake: FakeKraken
+) -> None:
+    """Not a spin: the loop sleeps while its runs go on, and claims the rest when one ends."""
+    fake.inject("BalanceEx", delay=1.0, times=2)  # the first two runs take a while
+    clients = {}
+    for account in ("a", "b", "c"):
+        clients[account] = KrakenClient(fake.url, *fake.add_account({"ZEUR": "5000"}))
+        await make_portfolio(
+            store,
+            account=account,
+            next_rebalance_at=datetime.now(UTC) - timedelta(seconds=1),
+            target_weights={"BTC": 50, "ETH": 50},
+        )
+    sched = Scheduler(SchedulerSettings(max_concurrency=2), store, clients, Metrics(), owner="t")
+    shutdown = asyncio.Event()
+    loop = asyncio.create_task(sched.run(shutdown))
+    try:
+        async with asyncio.timeout(10):
+            while sched.runs.active_count < 2 or sched.next_wake is None:
+                await asyncio.sleep(0.01)
+        assert sched.next_wake > datetime.now(UTC)  # it planned to sleep, not to look again
+        async with asyncio.timeout(30):
+            while await store.pool.fetchval("SELECT count(*) FROM rebalance_history") < 3:
+                await asyncio.sleep(0.05)
+    finally:
+        shutdown.set()
+        await loop
+    for client in clients.values():
+        await client.close()
+
+
+async def test_a_due_portfolio_another_daemon_holds_is_looked_at_again_soon(
+    store: Store,
+) -> None:
+    """Due, a slot free, but its row locked by another daemon's claim: the loop neither spins
+    on it nor forgets it; it looks again after RECHECK and claims it once the row is free."""
+    due = datetime.now(UTC) - timedelta(seconds=1)
+    p = await make_portfolio(store, account="x", next_rebalance_at=due)
+    sched = Scheduler(SchedulerSettings(max_concurrency=2), store, {}, Metrics(), owner="t")
+    shutdown = asyncio.Event()
+    async with store.pool.acquire() as other, other.transaction():
+        await other.execute("SELECT 1 FROM portfolios WHERE id = $1 FOR UPDATE", p.id)
+        loop = asyncio.create_task(sched.run(shutdown))
+        async with asyncio.timeout(10):
+            while sched.next_wake is None:
+                await asyncio.sleep(0.01)
+        looked = datetime.now(UTC)
+        assert due < sched.next_wake <= looked + timedelta(seconds=RECHECK)
+    try:
+        async with asyncio.timeout(10):  # the row is free: claimed at the next look
+            while await store.pool.fetchval("SELECT count(*) FROM rebalance_runs") < 1:
+                await asyncio.sleep(0.05)
+    finally:
+        shutdown.set()
+        await loop
