@@ -19,6 +19,9 @@ import argparse
 import asyncio
 import math
 import os
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -64,6 +67,8 @@ class Drain:
     db_cpu: float  # CPU seconds of the embedded PostgreSQL during the drain
     first_start: float  # seconds from due to the first run's start
     fake_cpu: float = 0.0  # CPU seconds of this process (the fake Kraken) during the drain
+    db_work: dict[str, int] | None = None  # pg_stat_database deltas: commits, rows written
+    run_ms: float = 0.0  # mean of a run's finished_at - started_at (claim to history)
 
 
 def config_sections(
@@ -90,7 +95,9 @@ def bound_per_run(mode: str, latency: float) -> float:
     return (1 + ORDERS + (1 if mode == "live" else 0)) * latency
 
 
-async def drain_once(mode: str, count: int, concurrency: int, latency: float) -> Drain:
+async def drain_once(
+    mode: str, count: int, concurrency: int, latency: float, profile: Path | None = None
+) -> Drain:
     """A fresh database, fake and daemon; make everything due; wait until all runs finished."""
     with tempfile.TemporaryDirectory(prefix="rbd-bench-") as tmp:
         async with scratch_database() as db, FakeKraken(latency=latency) as fake:
@@ -103,7 +110,7 @@ async def drain_once(mode: str, count: int, concurrency: int, latency: float) ->
             )
             env = daemon_env(db.dsn, config, fake.url)
             async with running_daemon(Path(tmp), env) as daemon:
-                result = await _measure(db, daemon, count, concurrency)
+                result = await _measure(db, daemon, count, concurrency, profile)
             result.rate_limited = len(fake.errors("EAPI:Rate limit")) + len(
                 fake.errors("EOrder:Rate limit")
             )
@@ -113,10 +120,26 @@ async def drain_once(mode: str, count: int, concurrency: int, latency: float) ->
     return result
 
 
-async def _measure(db: Database, daemon: DaemonProcess, count: int, concurrency: int) -> Drain:
+DB_WORK = """SELECT xact_commit AS commits, tup_inserted AS inserted, tup_updated AS updated,
+                  tup_deleted AS deleted
+             FROM pg_stat_database WHERE datname = current_database()"""
+
+
+async def _db_work(db: Database) -> dict[str, int]:
+    """The database's commit and row-write counters (the statistics are flushed first)."""
+    await db.pool.execute("SELECT pg_stat_force_next_flush()")
+    await db.pool.execute("SELECT pg_stat_clear_snapshot()")
+    return dict(await db.pool.fetchrow(DB_WORK))
+
+
+async def _measure(
+    db: Database, daemon: DaemonProcess, count: int, concurrency: int, profile: Path | None
+) -> Drain:
     """Make every portfolio due at once; wait for all runs; wall time, CPU and outcomes."""
     assert daemon.proc is not None
     pid = daemon.proc.pid
+    work0 = await _db_work(db)
+    spy = _profiler(pid, profile, concurrency)
     cpu0, db0 = cpu_seconds(pid), cpu_snapshot(postgres_pids(db.server_dir))
     own0 = time.process_time()
     due = await db.pool.fetchval(
@@ -130,17 +153,37 @@ async def _measure(db: Database, daemon: DaemonProcess, count: int, concurrency:
         await asyncio.sleep(0.2)
     cpu1, db1 = cpu_seconds(pid), cpu_snapshot(postgres_pids(db.server_dir))
     own = time.process_time() - own0
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+        await asyncio.to_thread(spy.wait, 60)
+    work1 = await _db_work(db)
     row = await db.pool.fetchrow(
         """SELECT extract(epoch FROM max(r.finished_at) - $1) AS wall,
                   extract(epoch FROM min(r.started_at) - $1) AS first_start,
+                  1000 * extract(epoch FROM avg(r.finished_at - r.started_at)) AS run_ms,
                   count(*) FILTER (WHERE h.success) AS succeeded
              FROM rebalance_runs r JOIN rebalance_history h ON h.id = r.history_id""",
         due,
     )
     return Drain(
         concurrency, float(row["wall"]), 0.0, row["succeeded"], 0, cpu1 - cpu0, cpu_used(db0, db1),
-        float(row["first_start"]), own,
+        float(row["first_start"]), own, {k: work1[k] - work0[k] for k in work1},
+        float(row["run_ms"]),
     )  # fmt: skip
+
+
+def _profiler(pid: int, profile: Path | None, concurrency: int) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the daemon into PROFILE/daemon-cN.txt (collapsed stacks), if asked;
+    BENCH_NATIVE=1 adds native frames (uvloop, asyncpg's protocol, system calls)."""
+    if profile is None:
+        return None
+    profile.mkdir(parents=True, exist_ok=True)
+    out = profile / f"daemon-c{concurrency}.txt"
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    command = [spy, "record", "-p", str(pid), "-f", "raw", "-o", str(out), "-r", "250"]
+    if os.environ.get("BENCH_NATIVE"):
+        command.append("--native")
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def _finished(db: Database) -> int:
@@ -162,6 +205,14 @@ def report(drains: list[Drain], count: int) -> None:
             f"the {CORES} cores had; "
             f"first run started {1000 * d.first_start:.0f} ms after due"
         )
+        if d.db_work:
+            per_run = ", ".join(f"{k} {v / count:.1f}" for k, v in d.db_work.items())
+            print(f"    PostgreSQL per run: {per_run}")
+        busy = d.run_ms * count / 1000 / d.concurrency / d.wall
+        print(
+            f"    a run lasts {d.run_ms:.1f} ms on average (claim to history); the slots were "
+            f"busy {100 * busy:.0f} % of the wall"
+        )
     by_c: dict[int, list[Drain]] = {}
     for d in drains:
         by_c.setdefault(d.concurrency, []).append(d)
@@ -182,7 +233,7 @@ async def bench(args: argparse.Namespace) -> None:
     drains = []
     for _ in range(args.repeats):
         for concurrency in args.concurrency:
-            drain = await drain_once(args.mode, args.portfolios, concurrency, latency)
+            drain = await drain_once(args.mode, args.portfolios, concurrency, latency, args.profile)
             drains.append(drain)
             print(f"  ... concurrency {concurrency}: {drain.wall:.2f} s", flush=True)
     report(drains, args.portfolios)
@@ -197,6 +248,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=20.0, help="added ms per request")
     parser.add_argument("--mode", choices=("live", "paper"), default="live")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--profile", type=Path, help="write py-spy collapsed stacks of the daemon here"
+    )
     args = parser.parse_args()
     header(f"bench_drain: {args.portfolios} due {args.mode} portfolios, {args.latency:.0f} ms")
     asyncio.run(bench(args))
