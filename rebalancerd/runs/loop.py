@@ -257,27 +257,23 @@ class Scheduler:
         return self.settings.max_concurrency == 1
 
     async def claim_due(self, limit: int, busy_accounts: list[str]) -> list[tuple[Run, Portfolio]]:
-        """Claim due portfolios: row locks skip what others hold; the slot key runs each once."""
+        """Claim due portfolios: row locks skip what others hold; the slot key runs each once.
+        Two statements whatever the limit: the claim with its runs, then the next slots."""
         now = self.clock()
-        claimed = []
-        async with self.store.transaction() as conn:
-            for portfolio in await self.store.lock_due(conn, now, limit, busy_accounts):
-                slot = portfolio.next_rebalance_at or now
-                run = await self.store.insert_run(
-                    conn,
-                    portfolio,
-                    slot,
-                    "scheduler",
-                    self.config.dry_run,
-                    self.owner,
-                    self.settings.lease_seconds,
-                )
-                await self.store.set_next_rebalance(
-                    conn, portfolio.id, slots.next_after(portfolio, slot, now)
-                )
-                if run is not None:
-                    claimed.append((run, portfolio))
-        return claimed
+        locked = await self.store.claim_due(
+            now,
+            limit,
+            busy_accounts,
+            dry_run=self.config.dry_run,
+            owner=self.owner,
+            lease_seconds=self.settings.lease_seconds,
+        )
+        moves = []
+        for portfolio, _run in locked:
+            slot = portfolio.next_rebalance_at or now
+            moves.append((portfolio.id, slot, slots.next_after(portfolio, slot, now)))
+        await self.store.advance_slots(moves)
+        return [(run, portfolio) for portfolio, run in locked if run is not None]
 
     async def reconcile_orphans(self) -> int:
         """Take over and finish runs whose daemon died; returns how many."""

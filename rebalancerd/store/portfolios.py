@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from rebalancerd.store.database import QUERIES, Database
-from rebalancerd.store.rows import Portfolio, from_record
+from rebalancerd.store.rows import Portfolio, Run, from_record
 from rebalancerd.store.safety import SafetyFields
 
 
@@ -123,11 +123,30 @@ class PortfolioQueries(Database):
         rows = await self.pool.fetch(QUERIES["banded_portfolios"], now)
         return [from_record(Portfolio, r) for r in rows]
 
-    async def lock_due(
-        self, conn: asyncpg.Connection, now: datetime, limit: int, busy_accounts: Sequence[str]
-    ) -> list[Portfolio]:
-        rows = await conn.fetch(lock_due_sql(limit), now, list(busy_accounts))
-        return [from_record(Portfolio, r) for r in rows]
+    async def claim_due(
+        self,
+        now: datetime,
+        limit: int,
+        busy_accounts: Sequence[str],
+        *,
+        dry_run: bool,
+        owner: str,
+        lease_seconds: float,
+    ) -> list[tuple[Portfolio, Run | None]]:
+        """Up to `limit` due portfolios, locked for the statement, each with the run opened for
+        its slot (None: the slot ran already or another daemon opened a run meanwhile)."""
+        rows = await self.pool.fetch(
+            claim_due_sql(limit), now, list(busy_accounts), dry_run, owner, float(lease_seconds)
+        )
+        return [(from_record(Portfolio, r), _claimed_run(r)) for r in rows]
+
+    async def advance_slots(self, moves: Sequence[tuple[str, datetime, datetime]]) -> None:
+        """(portfolio id, slot claimed, next slot) for each claimed portfolio, in one statement."""
+        if moves:
+            ids, claimed, following = zip(*moves, strict=True)
+            await self.pool.execute(
+                QUERIES["advance_slots"], list(ids), list(claimed), list(following)
+            )
 
     async def lock_portfolio(self, conn: asyncpg.Connection, portfolio_id: str) -> Portfolio | None:
         row = await conn.fetchrow(QUERIES["lock_portfolio"], portfolio_id)
@@ -176,6 +195,13 @@ async def _with_safety(
     return saved
 
 
-def lock_due_sql(limit: int) -> str:
+def claim_due_sql(limit: int) -> str:
     """The due claim with its LIMIT written in as a literal (queries.sql says why)."""
-    return QUERIES["lock_due"].replace("{limit}", str(max(int(limit), 0)))
+    return QUERIES["claim_due"].replace("{limit}", str(max(int(limit), 0)))
+
+
+def _claimed_run(row: asyncpg.Record) -> Run | None:
+    """The run claim_due opened, from its run_-prefixed columns; None when it opened none."""
+    if row["run_id"] is None:
+        return None
+    return from_record(Run, {k[4:]: v for k, v in row.items() if k.startswith("run_")})

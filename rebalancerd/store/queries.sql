@@ -49,20 +49,54 @@ RETURNING id;
 SELECT id, name, rebalance_interval, last_rebalanced_at, next_rebalance_at
   FROM portfolios WHERE rebalance_enabled ORDER BY next_rebalance_at NULLS FIRST, id;
 
--- name: lock_due
--- The due claim: enabled, due, and not running anywhere. SKIP LOCKED lets every daemon take
--- different rows at once; the partial index portfolios_due_idx serves the range and order.
+-- name: claim_due
+-- The due claim, one statement: lock what is enabled, due and not running (SKIP LOCKED lets
+-- every daemon take different rows at once; the partial index portfolios_due_idx serves the
+-- range and order), and open a run of its slot for each. A row whose slot ran already, or
+-- that another daemon opened a run for meanwhile, comes back without a run (ON CONFLICT: the
+-- slot key, the one-open index); its next slot still moves on.
 -- {limit} is a literal integer the store writes in (one prepared statement per limit): with
 -- `LIMIT $n` a generic plan assumes 10 % of the due rows and looks 400x dearer than a custom
 -- one, so PostgreSQL planned this prepared statement afresh on every claim (~0.1 ms each).
-SELECT p.* FROM portfolios p
- WHERE p.rebalance_enabled AND p.next_rebalance_at <= $1
-   AND NOT EXISTS (SELECT 1 FROM rebalance_runs r
-                    WHERE r.portfolio_id = p.id AND r.finished_at IS NULL)
-   AND p.account <> ALL($2::text[])
- ORDER BY p.next_rebalance_at
- LIMIT {limit}
- FOR UPDATE OF p SKIP LOCKED;
+-- Its commit does not wait for the disk (synchronous_commit off, for this statement only): a
+-- claim lost with the server has changed nothing outside the database, and whatever a run
+-- does outside (an order) follows a commit that waits, which makes this one durable too.
+WITH due AS (
+    SELECT p.* FROM portfolios p
+     WHERE p.rebalance_enabled AND p.next_rebalance_at <= $1
+       AND NOT EXISTS (SELECT 1 FROM rebalance_runs r
+                        WHERE r.portfolio_id = p.id AND r.finished_at IS NULL)
+       AND p.account <> ALL($2::text[])
+     ORDER BY p.next_rebalance_at
+     LIMIT {limit}
+     FOR UPDATE OF p SKIP LOCKED
+), run AS (
+    INSERT INTO rebalance_runs (portfolio_id, account, slot, triggered_by, dry_run, owner,
+                                lease_expires_at)
+    SELECT id, account, next_rebalance_at, 'scheduler', $3, $4, now() + make_interval(secs => $5)
+      FROM due
+    ON CONFLICT DO NOTHING
+    RETURNING id AS run_id, portfolio_id AS run_portfolio_id, account AS run_account,
+              slot AS run_slot, triggered_by AS run_triggered_by, dry_run AS run_dry_run,
+              status AS run_status, owner AS run_owner, lease_expires_at AS run_lease_expires_at,
+              started_at AS run_started_at, finished_at AS run_finished_at,
+              history_id AS run_history_id, error AS run_error, plan AS run_plan,
+              expires_at AS run_expires_at
+)
+SELECT due.*, run.*
+  FROM due LEFT JOIN run ON run.run_portfolio_id = due.id,
+       set_config('synchronous_commit', 'off', true)
+ ORDER BY due.next_rebalance_at;
+
+-- name: advance_slots
+-- The claimed portfolios' next slots ($1 ids, $2 the slots claimed, $3 the next ones), each
+-- only while it still holds the slot claimed: a schedule edited since the claim keeps its new
+-- slot. (A crash before this statement leaves the old slot: the next claim finds it, opens no
+-- second run of it, and moves it on here.) Its commit does not wait either, as above.
+UPDATE portfolios p SET next_rebalance_at = v.next
+  FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS v(id, slot, next),
+       set_config('synchronous_commit', 'off', true)
+ WHERE p.id = v.id AND p.next_rebalance_at = v.slot;
 
 -- name: earliest_due
 SELECT min(p.next_rebalance_at) FROM portfolios p

@@ -49,6 +49,10 @@ async def test_claim_advances_next_slot_and_skips_running(store: Store) -> None:
     s = scheduler(store, "a")
     [(run, claimed)] = await s.claim_due(5, [])
     assert claimed.id == p.id and run.slot == slot
+    assert (run.portfolio_id, run.account, run.owner) == (p.id, p.account, "a")
+    assert (run.triggered_by, run.dry_run, run.status) == ("scheduler", False, "running")
+    assert run.finished_at is None and run.lease_expires_at > datetime.now(UTC)
+    assert [r.id for r in await store.open_runs()] == [run.id]
     fresh = await store.get_portfolio(p.id)
     assert fresh is not None and fresh.next_rebalance_at is not None
     # Missed days coalesce: the next slot is the first lattice point after now, not slot + 1 day.
@@ -70,6 +74,24 @@ async def test_a_slot_runs_once_even_if_due_again(store: Store) -> None:
     assert record is not None and not record.success
     await store.set_next_rebalance(None, p.id, slot)  # the same slot comes round again
     assert await s.claim_due(5, []) == []  # the unique (portfolio, slot) key holds
+    # ... and the slot moves on, as after a crash between the claim and its advance_slots.
+    fresh = await store.get_portfolio(p.id)
+    assert fresh is not None and fresh.next_rebalance_at is not None
+    assert fresh.next_rebalance_at > datetime.now(UTC)
+
+
+async def test_a_schedule_edited_after_the_claim_keeps_its_new_slot(store: Store) -> None:
+    slot = datetime.now(UTC) - timedelta(minutes=1)
+    p = await make_portfolio(store, next_rebalance_at=slot, rebalance_interval="daily")
+    [(claimed, run)] = await store.claim_due(
+        datetime.now(UTC), 5, [], dry_run=True, owner="a", lease_seconds=30
+    )
+    assert claimed.id == p.id and run is not None and run.dry_run
+    edited = datetime.now(UTC) + timedelta(minutes=5)
+    await store.set_next_rebalance(None, p.id, edited)  # an edit between the two statements
+    await store.advance_slots([(p.id, slot, slot + timedelta(days=1))])
+    fresh = await store.get_portfolio(p.id)
+    assert fresh is not None and fresh.next_rebalance_at == edited
 
 
 async def test_busy_accounts_are_left_for_later(store: Store) -> None:
