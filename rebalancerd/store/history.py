@@ -53,6 +53,7 @@ class HistoryFields:
             list(self.errors) or None,
             self.triggered_by,
             self.duration,
+            self.execution_cost_bps,
         )
 
 
@@ -79,10 +80,6 @@ class HistoryQueries(OutboxQueries):
                 )
                 if fenced is None:
                     raise _FencedOff  # rolls the history row back
-                if history.execution_cost_bps is not None:  # maker execution (issue 16)
-                    row = await conn.fetchrow(
-                        QUERIES["set_history_execution_cost"], row["id"], history.execution_cost_bps
-                    )
                 mark = "mark_rebalanced" if history.success else "mark_failed"
                 await conn.execute(QUERIES[mark], run.portfolio_id)
                 if events is not None:  # a crash after this commit cannot lose them

@@ -178,8 +178,8 @@ SELECT i.* FROM order_intents i JOIN rebalance_runs r ON r.id = i.run_id
 -- name: insert_history
 INSERT INTO rebalance_history (portfolio_id, success, dry_run, portfolio_value, orders_planned,
                                orders_executed, orders_failed, total_value_traded, orders,
-                               errors, triggered_by, duration)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                               errors, triggered_by, duration, execution_cost_bps)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 RETURNING *;
 
 -- name: mark_rebalanced
@@ -287,10 +287,6 @@ UPDATE order_intents
  WHERE client_order_id = $1
 RETURNING *;
 
--- name: set_history_execution_cost
-UPDATE rebalance_history SET execution_cost_bps = $2 WHERE id = $1
-RETURNING *;
-
 -- ===== notifications (transactional outbox) =====
 
 -- name: outbox_insert
@@ -387,9 +383,14 @@ INSERT INTO portfolio_snapshots (portfolio_id, kind, value, weights, holdings, r
 VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()))
 RETURNING *;
 
--- name: snapshots_commit_lazily
--- A snapshot lost in a crash is one chart point: its commit need not wait for the disk.
-SET LOCAL synchronous_commit = off;
+-- name: insert_snapshots
+-- Several snapshots in one statement; weights and holdings come as JSON text.
+INSERT INTO portfolio_snapshots (portfolio_id, kind, value, weights, holdings, run_id, taken_at)
+SELECT s.portfolio_id, s.kind, s.value, s.weights::jsonb, s.holdings::jsonb, s.run_id,
+       coalesce(s.taken_at, now())
+  FROM unnest($1::text[], $2::text[], $3::numeric[], $4::text[], $5::text[], $6::bigint[],
+              $7::timestamptz[]) AS s(portfolio_id, kind, value, weights, holdings, run_id,
+                                      taken_at);
 
 -- name: list_snapshots
 -- The newest $4 snapshots of a portfolio in [$2, $3], returned oldest first (a chart's order).

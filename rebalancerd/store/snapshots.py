@@ -8,6 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from rebalancerd.store.database import QUERIES, Database
 from rebalancerd.store.rows import HistoryRecord, from_record
 
@@ -38,6 +40,10 @@ def _text(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _text(v) if isinstance(v, Mapping) else format(v, "f") for k, v in mapping.items()}
 
 
+def _json(mapping: Mapping[str, Any]) -> str:
+    return orjson.dumps(_text(mapping)).decode()
+
+
 class SnapshotQueries(Database):
     """The portfolio_snapshots table, and the counts the dashboard's overview shows."""
 
@@ -65,14 +71,13 @@ class SnapshotQueries(Database):
         self, rows: Sequence[tuple[str, str, SnapshotFields, int | None, datetime | None]]
     ) -> None:
         """Write several snapshots, (portfolio, kind, fields, run id, time or None for now), in
-        one transaction that does not wait for the disk (runs write theirs on their path)."""
-        args = [
-            (pid, kind, f.value, _text(f.weights), _text(f.holdings), run_id, at)
-            for pid, kind, f, run_id, at in rows
-        ]
-        async with self.transaction() as conn:
-            await conn.execute(QUERIES["snapshots_commit_lazily"])
-            await conn.executemany(QUERIES["insert_snapshot"], args)
+        one statement (a run's two are on its path; 1 round trip, not 4)."""
+        columns: list[list[Any]] = [[] for _ in range(7)]
+        for pid, kind, f, run_id, at in rows:
+            values = (pid, kind, f.value, _json(f.weights), _json(f.holdings), run_id, at)
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        await self.pool.execute(QUERIES["insert_snapshots"], *columns)
 
     async def list_snapshots(
         self, portfolio_id: str, since: datetime | None, until: datetime | None, limit: int
