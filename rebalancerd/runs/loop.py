@@ -209,14 +209,13 @@ class Scheduler:
         """The earliest of: the next check tick, due slot, foreign lease expiry, warm-up."""
         now = self.clock()
         candidates = [now + timedelta(seconds=MAX_SLEEP)]
-        due = await self.store.earliest_due()
+        due, lease = await self.store.wake_times(self.owner)
         if config.running:
             if self._check_due is None:
                 self._check_due = schedule.next_check(config.check_interval, now)
             candidates.append(self._check_due)
             await self._warmup.warm_due(due, now, self.store.due_accounts)
             warm = self._warmup.wake_at(due, now)
-            lease = await self.store.earliest_foreign_lease(self.owner)
             candidates += [at for at in (self._due_wake(due), lease, warm) if at is not None]
         self.next_wake = min(candidates)
         self.metrics.next_due.set(due.timestamp() if due else 0)
@@ -278,9 +277,7 @@ class Scheduler:
     async def reconcile_orphans(self) -> int:
         """Take over and finish runs whose daemon died; returns how many."""
         done = 0
-        for run in await self.store.open_runs():
-            if run.owner == self.owner:
-                continue
+        for run in await self.store.open_runs(other_than=self.owner):
             dead = run.owner if owner_is_dead(run.owner) else ""
             taken = await self.store.take_over_run(
                 run.id, self.owner, self.settings.lease_seconds, dead

@@ -110,10 +110,6 @@ class PortfolioQueries(Database):
     async def schedule(self) -> list[Mapping[str, Any]]:
         return [dict(r) for r in await self.pool.fetch(QUERIES["schedule"])]
 
-    async def earliest_due(self) -> datetime | None:
-        value: datetime | None = await self.pool.fetchval(QUERIES["earliest_due"])
-        return value
-
     async def due_accounts(self, until: datetime) -> list[tuple[str, datetime]]:
         """(account, earliest slot) of the accounts with a portfolio due by `until`, not running."""
         rows = await self.pool.fetch(QUERIES["due_accounts"], until)

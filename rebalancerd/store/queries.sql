@@ -95,11 +95,15 @@ UPDATE portfolios p SET next_rebalance_at = v.next
   FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS v(id, slot, next)
  WHERE p.id = v.id AND p.next_rebalance_at = v.slot;
 
--- name: earliest_due
-SELECT min(p.next_rebalance_at) FROM portfolios p
- WHERE p.rebalance_enabled
-   AND NOT EXISTS (SELECT 1 FROM rebalance_runs r
-                    WHERE r.portfolio_id = p.id AND r.finished_at IS NULL);
+-- name: wake_times
+-- What the loop wakes for, in one round trip: the earliest slot of an enabled portfolio that is
+-- not running, and the earliest lease expiry of a run held by another owner than $1.
+SELECT (SELECT min(p.next_rebalance_at) FROM portfolios p
+         WHERE p.rebalance_enabled
+           AND NOT EXISTS (SELECT 1 FROM rebalance_runs r
+                            WHERE r.portfolio_id = p.id AND r.finished_at IS NULL)) AS due,
+       (SELECT min(lease_expires_at) FROM rebalance_runs
+         WHERE finished_at IS NULL AND owner <> $1) AS lease;
 
 -- name: due_accounts
 -- Accounts with an enabled portfolio due by $1 that is not running, and that portfolio's slot
@@ -145,12 +149,10 @@ UPDATE rebalance_runs SET owner = $2, lease_expires_at = now() + make_interval(s
 RETURNING *;
 
 -- name: open_runs
--- A run awaiting approval belongs to no daemon: it is approved, rejected or expired, never taken over.
+-- Open runs held by another owner than $1 ('' for all of them). A run awaiting approval belongs
+-- to no daemon: it is approved, rejected or expired, never taken over.
 SELECT * FROM rebalance_runs
- WHERE finished_at IS NULL AND status <> 'awaiting_approval' ORDER BY id;
-
--- name: earliest_lease_expiry
-SELECT min(lease_expires_at) FROM rebalance_runs WHERE finished_at IS NULL AND owner <> $1;
+ WHERE finished_at IS NULL AND status <> 'awaiting_approval' AND owner <> $1 ORDER BY id;
 
 -- name: insert_intent
 INSERT INTO order_intents (run_id, seq, client_order_id, symbol, pair, side, volume,

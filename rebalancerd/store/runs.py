@@ -53,12 +53,15 @@ class RunQueries(Database):
         )
         return None if row is None else from_record(Run, row)
 
-    async def open_runs(self) -> list[Run]:
-        return [from_record(Run, r) for r in await self.pool.fetch(QUERIES["open_runs"])]
+    async def open_runs(self, other_than: str = "") -> list[Run]:
+        """Open runs (not awaiting approval), but those `other_than` holds."""
+        rows = await self.pool.fetch(QUERIES["open_runs"], other_than)
+        return [from_record(Run, r) for r in rows]
 
-    async def earliest_foreign_lease(self, owner: str) -> datetime | None:
-        value: datetime | None = await self.pool.fetchval(QUERIES["earliest_lease_expiry"], owner)
-        return value
+    async def wake_times(self, owner: str) -> tuple[datetime | None, datetime | None]:
+        """(earliest due slot not running, earliest lease expiry of a run `owner` does not hold)."""
+        row = await self.pool.fetchrow(QUERIES["wake_times"], owner)
+        return row["due"], row["lease"]
 
     async def update_intent(
         self,

@@ -129,10 +129,17 @@ async def test_one_enabled_portfolio_per_account(store: Store) -> None:
     await make_portfolio(store, account="shared", rebalance_enabled=False)
 
 
-async def test_earliest_due_ignores_running_and_disabled(store: Store) -> None:
+async def test_wake_times_ignore_running_and_disabled_and_own_leases(store: Store) -> None:
+    past = datetime.now(UTC) - timedelta(minutes=1)
     soon = datetime.now(UTC) + timedelta(minutes=3)
     later = soon + timedelta(hours=1)
+    await make_portfolio(store, account="r", next_rebalance_at=past)
     await make_portfolio(store, account="a", next_rebalance_at=soon)
     await make_portfolio(store, account="b", next_rebalance_at=later)
-    await make_portfolio(store, account="c", rebalance_enabled=False, next_rebalance_at=soon)
-    assert await store.earliest_due() == soon
+    await make_portfolio(store, account="c", rebalance_enabled=False, next_rebalance_at=past)
+    assert await store.wake_times("me") == (past, None)
+    [(run, _)] = await scheduler(store, "other").claim_due(1, [])  # "r" runs now
+    assert await store.wake_times("me") == (soon, run.lease_expires_at)
+    assert await store.wake_times("other") == (soon, None)
+    assert [r.id for r in await store.open_runs(other_than="me")] == [run.id]
+    assert await store.open_runs(other_than="other") == []
