@@ -239,7 +239,11 @@ class RunManager:
     async def _outcome(
         self, run: Run, portfolio: Portfolio, lost: asyncio.Event, checks: RunChecks
     ) -> RunOutcome:
-        if self._halt.is_set() or await self.store.is_halted():
+        # Both reads at once (one round trip): the kill switch, and earlier orders to settle.
+        halted, earlier = await asyncio.gather(
+            self.store.is_halted(), self.store.unresolved_intents(portfolio.id)
+        )
+        if self._halt.is_set() or halted:
             return RunOutcome(errors=(HALTED,))
         problem = slots.problem(portfolio)
         if problem is not None:  # a row written by hand or by an older version
@@ -248,15 +252,17 @@ class RunManager:
         if exchange is None:
             return RunOutcome(errors=(_unconfigured(portfolio),))
         self._using[run.id] = exchange
-        pending = await self._resolve_earlier(portfolio, exchange)
+        pending = await self._resolve_earlier(portfolio, exchange, earlier)
         if pending:
             return RunOutcome(errors=(f"earlier order {pending} is still unresolved; not trading",))
         async with any_of(self._stopping, lost, self._halt) as stop:
             return await self._executor.rebalance(run, portfolio, exchange, stop, checks)
 
-    async def _resolve_earlier(self, portfolio: Portfolio, exchange: Exchange) -> str | None:
+    async def _resolve_earlier(
+        self, portfolio: Portfolio, exchange: Exchange, earlier: list[OrderIntent]
+    ) -> str | None:
         """Settle orders of earlier runs whose outcome was unknown; the id of one still open."""
-        for intent in await self.store.unresolved_intents(portfolio.id):
+        for intent in earlier:
             try:
                 resolved = await resolve_intent(self.store, exchange, intent)
             except ExchangeError as exc:

@@ -4,8 +4,9 @@ The pure checks are planning/safety.py; this adds the store and the clock."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -48,13 +49,14 @@ class SafetyGate:
         checks: RunChecks,
     ) -> RunOutcome | None:
         """None: trade the plan. Otherwise the run's outcome, and nothing is placed."""
-        jumps = await self.mark_prices(portfolio, quotes, force=checks.force)
+        jumps, marking = await self._marks(portfolio, quotes, force=checks.force)
         if jumps:
+            await marking
             return outcome.failed(
                 f"price-jump guard: {'; '.join(jumps)}; nothing placed ({OVERRIDE})"
             )
         as_json = plan.as_dict()
-        await self.store.set_run_plan(run.id, as_json)
+        await asyncio.gather(marking, self.store.set_run_plan(run.id, as_json))  # 1 round trip
         for note in plan.notes:
             log.warning("[Rebalance:%s] WARN: %s", portfolio.id, note)
         if run.dry_run:
@@ -71,11 +73,19 @@ class SafetyGate:
         self, portfolio: Portfolio, quotes: Mapping[str, Quote], *, force: bool = False
     ) -> list[str]:
         """Record the prices read now as the guard's marks; why they jumped, if they did."""
+        jumps, marking = await self._marks(portfolio, quotes, force=force)
+        await marking
+        return jumps
+
+    async def _marks(
+        self, portfolio: Portfolio, quotes: Mapping[str, Quote], *, force: bool
+    ) -> tuple[list[str], Coroutine[object, object, None]]:
+        """Why the prices read now jumped (if they did), and the write of the new marks, for
+        the caller to await (alone, or alongside another write)."""
         prices = {symbol: mid(quote) for symbol, quote in quotes.items()}
         marks = await self.store.price_marks(portfolio.id)
         now = self.clock()
         limit = portfolio.price_jump_guard_pct
         jumps = [] if force else safety.price_jumps(marks, prices, now, limit)
         keep = prices if force else safety.new_marks(marks, prices, now, limit)
-        await self.store.save_price_marks(portfolio.id, keep, now)
-        return jumps
+        return jumps, self.store.save_price_marks(portfolio.id, keep, now)

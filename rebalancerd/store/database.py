@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 
@@ -74,3 +74,12 @@ class Database:
     async def notify(self, what: str) -> None:
         """Wake every daemon's loop (and API caches): `what` changed."""
         await self.pool.execute(QUERIES["notify"], what)
+
+
+def columns(rows: Iterable[Sequence[object]], width: int) -> list[list[object]]:
+    """Rows as `width` column lists, one array parameter each (INSERT ... SELECT FROM unnest)."""
+    out: list[list[object]] = [[] for _ in range(width)]
+    for row in rows:
+        for column, value in zip(out, row, strict=True):
+            column.append(value)
+    return out

@@ -154,17 +154,31 @@ RETURNING *;
 SELECT * FROM rebalance_runs
  WHERE finished_at IS NULL AND status <> 'awaiting_approval' AND owner <> $1 ORDER BY id;
 
--- name: insert_intent
-INSERT INTO order_intents (run_id, seq, client_order_id, symbol, pair, side, volume,
-                           expected_price)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING *;
-
 -- name: update_intent
 UPDATE order_intents
    SET status = $2, txid = $3, volume_executed = $4, cost = $5, fee = $6, avg_price = $7,
        error = $8, updated_at = now()
  WHERE client_order_id = $1
+RETURNING *;
+
+-- name: insert_intents
+-- A run's new intents ($2..$8: seq, client id, symbol, pair, side, volume, price, as arrays),
+-- and in the same statement, so the same commit, what became of earlier ones ($9..$16: as
+-- update_intent's arguments, as arrays): a run's sells as their replies left them go with its
+-- buys' intents. One round trip however many rows, where a transaction took 3 + one per row.
+WITH saved AS (
+    UPDATE order_intents i
+       SET status = u.status, txid = u.txid, volume_executed = u.volume_executed, cost = u.cost,
+           fee = u.fee, avg_price = u.avg_price, error = u.error, updated_at = now()
+      FROM unnest($9::text[], $10::text[], $11::text[], $12::numeric[], $13::numeric[],
+                  $14::numeric[], $15::numeric[], $16::text[])
+           AS u(client_order_id, status, txid, volume_executed, cost, fee, avg_price, error)
+     WHERE i.client_order_id = u.client_order_id
+)
+INSERT INTO order_intents (run_id, seq, client_order_id, symbol, pair, side, volume,
+                           expected_price)
+SELECT $1, n.* FROM unnest($2::integer[], $3::text[], $4::text[], $5::text[], $6::text[],
+                           $7::numeric[], $8::numeric[]) AS n
 RETURNING *;
 
 -- name: run_intents

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from rebalancerd.store.database import QUERIES, Database
+from rebalancerd.store.database import QUERIES, Database, columns
 from rebalancerd.store.rows import OrderIntent, Portfolio, Run, from_record
 
 
@@ -90,7 +90,7 @@ class RunQueries(Database):
 
     async def insert_intents(
         self,
-        run_id: int,
+        run_id: int | None,
         rows: Sequence[tuple[int, str, str, str, str, Decimal, Decimal]],
         *,
         saving: Sequence[OrderIntent] = (),
@@ -98,20 +98,17 @@ class RunQueries(Database):
         """Commit many intents at once: (seq, client id, symbol, pair, side, volume, price).
 
         `saving`: earlier intents whose state is stored in the same commit (a run's sells, as
-        their replies left them, with its buys' intents: one commit, not two).
+        their replies left them, with its buys' intents: one commit, not two). One statement.
         """
-        async with self.transaction() as conn:
-            if saving:
-                await conn.executemany(QUERIES["update_intent"], _update_args(saving))
-            return [
-                from_record(OrderIntent, await conn.fetchrow(QUERIES["insert_intent"], run_id, *r))
-                for r in rows
-            ]
+        new = columns(rows, 7)
+        saved = columns(_update_args(saving), 8)
+        records = await self.pool.fetch(QUERIES["insert_intents"], run_id, *new, *saved)
+        return sorted((from_record(OrderIntent, r) for r in records), key=lambda i: i.seq)
 
     async def save_intents(self, intents: Sequence[OrderIntent]) -> None:
-        """Store what became of many orders in one transaction."""
-        async with self.transaction() as conn:
-            await conn.executemany(QUERIES["update_intent"], _update_args(intents))
+        """Store what became of many orders in one statement."""
+        if intents:
+            await self.insert_intents(None, (), saving=intents)
 
     async def run_intents(self, run_id: int) -> list[OrderIntent]:
         rows = await self.pool.fetch(QUERIES["run_intents"], run_id)

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from rebalancerd.store.database import QUERIES, Database
+from rebalancerd.store.database import QUERIES, Database, columns
 from rebalancerd.store.rows import HistoryRecord, from_record
 
 
@@ -72,12 +72,11 @@ class SnapshotQueries(Database):
     ) -> None:
         """Write several snapshots, (portfolio, kind, fields, run id, time or None for now), in
         one statement (a run's two are on its path; 1 round trip, not 4)."""
-        columns: list[list[Any]] = [[] for _ in range(7)]
-        for pid, kind, f, run_id, at in rows:
-            values = (pid, kind, f.value, _json(f.weights), _json(f.holdings), run_id, at)
-            for column, value in zip(columns, values, strict=True):
-                column.append(value)
-        await self.pool.execute(QUERIES["insert_snapshots"], *columns)
+        values = [
+            (pid, kind, f.value, _json(f.weights), _json(f.holdings), run_id, at)
+            for pid, kind, f, run_id, at in rows
+        ]
+        await self.pool.execute(QUERIES["insert_snapshots"], *columns(values, 7))
 
     async def list_snapshots(
         self, portfolio_id: str, since: datetime | None, until: datetime | None, limit: int
