@@ -17,6 +17,10 @@ from rebalancerd.aio import wait_first
 # loop), answers 503 (the API) or reports the database down (/healthz); it never crashes.
 DB_ERRORS = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError)
 NOTIFY_CHANNEL = "rebalancerd"
+# The listener learns of a closed connection at once (asyncpg's termination callback); a query
+# this often finds one whose server vanished without closing it. Idle, that query is the
+# daemon's main cost (it ran every 5 s before).
+PROBE_EVERY = 60.0
 _BLOCK = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
@@ -60,16 +64,27 @@ class Database:
         def notified(*_args: object) -> None:
             on_notify()
 
+        lost = asyncio.Event()  # set by asyncpg the moment the connection closes
+
+        def closed(_conn: object) -> None:
+            lost.set()
+
         async with self.pool.acquire() as conn:
             await conn.add_listener(NOTIFY_CHANNEL, notified)
+            conn.add_termination_listener(closed)
             try:
                 on_notify()  # anything may have changed while nobody listened
                 while not until.is_set() and not conn.is_closed():
-                    await wait_first(until, timeout=5.0)
-                    await conn.fetchval("SELECT 1", timeout=5)  # a dead connection shows here
+                    await wait_first(until, lost, timeout=PROBE_EVERY)
+                    if not until.is_set() and not lost.is_set():
+                        # A connection whose server vanished without closing it shows here.
+                        await conn.fetchval("SELECT 1", timeout=5)
             finally:
+                conn.remove_termination_listener(closed)
                 if not conn.is_closed():
                     await conn.remove_listener(NOTIFY_CHANNEL, notified)
+        if lost.is_set() and not until.is_set():
+            raise asyncpg.InterfaceError("the notification connection closed")
 
     async def notify(self, what: str) -> None:
         """Wake every daemon's loop (and API caches): `what` changed."""

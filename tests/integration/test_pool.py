@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from rebalancerd.store.embedded import connect_pool
+from rebalancerd.store.repository import Store
 
 
 @pytest.fixture
@@ -44,3 +47,25 @@ async def test_settings_made_local_do_not_outlive_their_transaction(pool: asyncp
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL synchronous_commit = off")
     assert await pool.fetchval("SHOW synchronous_commit") == "on"
+
+
+async def test_the_listener_learns_at_once_that_its_connection_closed(store: Store) -> None:
+    """No polling: a listener whose backend is killed raises well within its probe interval."""
+    woken, until = asyncio.Event(), asyncio.Event()
+    listening = asyncio.create_task(store.listen(woken.set, until))
+    try:
+        await asyncio.wait_for(woken.wait(), 10)  # it calls back once it listens
+        pid = await store.pool.fetchval(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        )
+        assert pid is not None
+        killed = time.monotonic()
+        await store.pool.execute("SELECT pg_terminate_backend($1)", pid)
+        with pytest.raises(asyncpg.InterfaceError):
+            await asyncio.wait_for(listening, 30)
+        assert time.monotonic() - killed < 2.5  # it took a probe, every 5 s, to see it before
+    finally:
+        until.set()
+        if not listening.done():
+            await listening
