@@ -64,15 +64,18 @@ class Sender:
         self._grace = 0.0
 
     def wake(self) -> None:
-        """Something may be due (a NOTIFY, an attempt ended): look again now."""
-        self._wake.set()
+        """Something may be due (a NOTIFY, an attempt ended): look again now. Without a
+        receiver nothing is: the regular pass (MAX_IDLE) marks the events for pruning, and a
+        daemon's every run does not cost the outbox a statement."""
+        if self.hooks:
+            self._wake.set()
 
     def reconfigure(self, settings: NotifySettings, dashboard_url: str) -> None:
         """A reload: new hooks and limits from the next pass (attempts in flight finish)."""
         self.settings = settings
         self.dashboard_url = dashboard_url.rstrip("/") + "/"
         self.hooks = [Hook.from_settings(w) for w in settings.webhook]
-        self.wake()
+        self._wake.set()
 
     async def run(self) -> None:
         """Deliver until close(): not at shutdown, so the last runs' and daemon.stopping's

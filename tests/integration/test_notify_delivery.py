@@ -240,3 +240,24 @@ async def test_a_reload_swaps_the_hooks(store: Store) -> None:
         await until(lambda: len(receiver.at("/new")) == 1, 10, "the new hook's event")
     assert len(receiver.at("/old")) == 1
     assert "https://dash.example/?portfolio=p1" in receiver.at("/new")[0].body.decode()
+
+
+async def test_without_receivers_a_notify_costs_the_outbox_nothing(store: Store) -> None:
+    """No hook: NOTIFYs (one per run) do not wake the sender; its regular pass marks the
+    events (for pruning), so a run pays no outbox statement but its own INSERT."""
+
+    async def undispatched() -> int:
+        return int(
+            await store.pool.fetchval("SELECT count(*) FROM notify_events WHERE NOT dispatched")
+        )
+
+    async def none_left() -> bool:
+        return await undispatched() == 0
+
+    await store.emit(every_event()[:1])
+    async with sending(store, []):
+        await until(none_left, 10, "the first pass")  # it has started: one pass
+        await store.emit(every_event()[:2])  # with its NOTIFY
+        for _ in range(25):  # a receiving sender would have marked them within milliseconds
+            await asyncio.sleep(0.02)
+            assert await undispatched() == 2
