@@ -69,24 +69,25 @@ class HistoryQueries(OutboxQueries):
         """
         try:
             async with self.transaction() as conn:
-                # The portfolio before the run, as a trigger and a claim lock them (queries.sql).
-                await conn.execute(QUERIES["lock_portfolio_to_finish"], run.portfolio_id)
-                row = await conn.fetchrow(
-                    QUERIES["insert_history"], run.portfolio_id, *history.args()
-                )
-                status = "succeeded" if history.success else "failed"
-                fenced = await conn.fetchval(
-                    QUERIES["finish_run"], run.id, owner, status, row["id"], history.first_error
-                )
-                if fenced is None:
-                    raise _FencedOff  # rolls the history row back
+                # Marking the portfolio locks it before the run, as a trigger and a claim do.
                 mark = "mark_rebalanced" if history.success else "mark_failed"
                 await conn.execute(QUERIES[mark], run.portfolio_id)
+                status = "succeeded" if history.success else "failed"
+                row = await conn.fetchrow(
+                    QUERIES["finish_run"],
+                    run.portfolio_id,
+                    *history.args(),
+                    run.id,
+                    owner,
+                    status,
+                    history.first_error,
+                )
+                if row["closed_run"] is None:
+                    raise _FencedOff  # rolls the history row and the mark back
                 if events is not None:  # a crash after this commit cannot lose them
                     await self.add_events(conn, events(from_record(HistoryRecord, row)))
         except _FencedOff:
             return None
-        await self.notify("runs")
         return from_record(HistoryRecord, row)
 
     async def list_history(

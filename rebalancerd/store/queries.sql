@@ -139,9 +139,27 @@ UPDATE rebalance_runs SET lease_expires_at = now() + make_interval(secs => $3)
 RETURNING id;
 
 -- name: finish_run
-UPDATE rebalance_runs SET status = $3, finished_at = now(), history_id = $4, error = $5
- WHERE id = $1 AND owner = $2 AND finished_at IS NULL
-RETURNING id;
+-- A finished run's history row ($1..$13, as insert_history) and the run closed with it, in one
+-- statement, fenced: the run ($14) closes only while $15 owns it; closed_run comes back NULL
+-- when it does not, and the caller rolls the history row back. The NOTIFY goes out with the
+-- commit, and not at all without one.
+WITH h AS (
+    INSERT INTO rebalance_history (portfolio_id, success, dry_run, portfolio_value,
+                                   orders_planned, orders_executed, orders_failed,
+                                   total_value_traded, orders, errors, triggered_by, duration,
+                                   execution_cost_bps)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+    RETURNING *
+), closed AS (
+    UPDATE rebalance_runs r
+       SET status = $16, finished_at = now(), history_id = h.id, error = $17
+      FROM h
+     WHERE r.id = $14 AND r.owner = $15 AND r.finished_at IS NULL
+    RETURNING r.id
+), told AS (
+    SELECT pg_notify('rebalancerd', 'runs')
+)
+SELECT h.*, (SELECT id FROM closed) AS closed_run FROM h, told;
 
 -- name: take_over_run
 UPDATE rebalance_runs SET owner = $2, lease_expires_at = now() + make_interval(secs => $3)

@@ -113,6 +113,11 @@ async def test_a_run_whose_lease_was_lost_writes_no_event(store: Store) -> None:
     )
     assert record is None
     assert await stored(store) == []
+    assert await store.list_history(portfolio.id) == []  # and nothing else of it stays
+    fresh = await store.get_portfolio(portfolio.id)
+    assert fresh is not None and fresh.failure_count == portfolio.failure_count
+    assert fresh.last_rebalanced_at == portfolio.last_rebalanced_at
+    assert [r.id for r in await store.open_runs()] == [run.id]
 
 
 async def test_scheduler_stop_and_start_commit_their_events(api: Api) -> None:
