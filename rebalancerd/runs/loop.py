@@ -39,6 +39,7 @@ from rebalancerd.store.rows import HistoryRecord, Portfolio, Run
 log = logging.getLogger(__name__)
 MAX_SLEEP = 300.0  # re-read the database at least this often, whatever the schedule says
 RECHECK = 1.0  # a portfolio due but not claimable (its account busy, its row held): look again
+LOOK_NOW = datetime.min.replace(tzinfo=UTC)  # a wake time not known yet: look at once
 
 
 class Scheduler:
@@ -82,6 +83,8 @@ class Scheduler:
         self._beat = time.monotonic()  # the loop's last sign of life
         self._check_due: datetime | None = None  # the next check tick (drift bands)
         self._looked_at: datetime | None = None  # when the last claim looked for due portfolios
+        self._lapse: datetime | None = LOOK_NOW  # the next approval to expire (None: none)
+        self._foreign = True  # another daemon's run may be open (reconcile_orphans looks)
         self._warmup = Warmup(exchanges, warm_ahead)
         self._step_check = step_check
 
@@ -170,17 +173,21 @@ class Scheduler:
         await self._drain()
 
     async def _iteration(self) -> datetime:
-        """One pass; the wall-clock time to sleep until."""
+        """One pass; the wall-clock time to sleep until. Approvals are expired and other
+        daemons' runs looked at only when the last wake times say there may be some to do."""
         config = await self.refresh()
-        await self.expire_approvals()
+        if self._lapse is not None and self._lapse <= self.clock():
+            await self.expire_approvals()
         if config.running:
-            await self.reconcile_orphans()
+            if self._foreign:
+                await self.reconcile_orphans()
             if self._check_due is not None and self.clock() >= self._check_due:
                 self._check_due = None
                 planned: dict[str, RunPlan | None] = {}  # one balance read per portfolio a tick
                 await self.check_bands(planned)
                 await self.take_snapshots(planned)
             if await self._claim_and_start():
+                self._lapse, self._foreign = LOOK_NOW, True  # a run went by: look again
                 return self.clock()
         return await self._next_wake(config)
 
@@ -206,10 +213,14 @@ class Scheduler:
         return written
 
     async def _next_wake(self, config: Effective) -> datetime:
-        """The earliest of: the next check tick, due slot, foreign lease expiry, warm-up."""
+        """The earliest of: the next check tick, due slot, foreign lease expiry, approval
+        expiry, warm-up."""
         now = self.clock()
         candidates = [now + timedelta(seconds=MAX_SLEEP)]
-        due, lease = await self.store.wake_times(self.owner)
+        due, lease, self._lapse = await self.store.wake_times(self.owner)
+        self._foreign = lease is not None  # another daemon's run is open: it may die
+        if self._lapse is not None:
+            candidates.append(self._lapse)
         if config.running:
             if self._check_due is None:
                 self._check_due = schedule.next_check(config.check_interval, now)

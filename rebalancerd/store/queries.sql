@@ -97,13 +97,16 @@ UPDATE portfolios p SET next_rebalance_at = v.next
 
 -- name: wake_times
 -- What the loop wakes for, in one round trip: the earliest slot of an enabled portfolio that is
--- not running, and the earliest lease expiry of a run held by another owner than $1.
+-- not running, the earliest lease expiry of a run held by another owner than $1 (NULL: no
+-- other daemon's run is open), and the earliest expiry of an approval awaited.
 SELECT (SELECT min(p.next_rebalance_at) FROM portfolios p
          WHERE p.rebalance_enabled
            AND NOT EXISTS (SELECT 1 FROM rebalance_runs r
                             WHERE r.portfolio_id = p.id AND r.finished_at IS NULL)) AS due,
        (SELECT min(lease_expires_at) FROM rebalance_runs
-         WHERE finished_at IS NULL AND owner <> $1) AS lease;
+         WHERE finished_at IS NULL AND owner <> $1 AND status <> 'awaiting_approval') AS lease,
+       (SELECT min(expires_at) FROM rebalance_runs
+         WHERE status = 'awaiting_approval' AND finished_at IS NULL) AS lapse;
 
 -- name: due_accounts
 -- Accounts with an enabled portfolio due by $1 that is not running, and that portfolio's slot

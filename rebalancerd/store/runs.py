@@ -5,11 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 import asyncpg
 
 from rebalancerd.store.database import QUERIES, Database, columns
 from rebalancerd.store.rows import OrderIntent, Portfolio, Run, from_record
+
+
+class WakeTimes(NamedTuple):
+    """What the loop wakes for (None: nothing of the kind)."""
+
+    due: datetime | None  # the earliest slot of an enabled portfolio that is not running
+    lease: datetime | None  # the earliest lease expiry of an open run another daemon holds
+    lapse: datetime | None  # the earliest expiry of an approval awaited
 
 
 class RunQueries(Database):
@@ -58,10 +67,9 @@ class RunQueries(Database):
         rows = await self.pool.fetch(QUERIES["open_runs"], other_than)
         return [from_record(Run, r) for r in rows]
 
-    async def wake_times(self, owner: str) -> tuple[datetime | None, datetime | None]:
-        """(earliest due slot not running, earliest lease expiry of a run `owner` does not hold)."""
+    async def wake_times(self, owner: str) -> WakeTimes:
         row = await self.pool.fetchrow(QUERIES["wake_times"], owner)
-        return row["due"], row["lease"]
+        return WakeTimes(row["due"], row["lease"], row["lapse"])
 
     async def update_intent(
         self,

@@ -137,9 +137,9 @@ async def test_wake_times_ignore_running_and_disabled_and_own_leases(store: Stor
     await make_portfolio(store, account="a", next_rebalance_at=soon)
     await make_portfolio(store, account="b", next_rebalance_at=later)
     await make_portfolio(store, account="c", rebalance_enabled=False, next_rebalance_at=past)
-    assert await store.wake_times("me") == (past, None)
+    assert await store.wake_times("me") == (past, None, None)
     [(run, _)] = await scheduler(store, "other").claim_due(1, [])  # "r" runs now
-    assert await store.wake_times("me") == (soon, run.lease_expires_at)
-    assert await store.wake_times("other") == (soon, None)
+    assert await store.wake_times("me") == (soon, run.lease_expires_at, None)
+    assert await store.wake_times("other") == (soon, None, None)
     assert [r.id for r in await store.open_runs(other_than="me")] == [run.id]
     assert await store.open_runs(other_than="other") == []
