@@ -139,6 +139,10 @@ class Daemon:
                 _task(watchdog_loop(self.notifier, progress, self.shutdown, interval), "watchdog")
             )
         died = await wait_first(self.shutdown, tasks=tasks)
+        if self.shutdown.is_set():
+            # Woken by the same SIGTERM, the loop may have ended in the step before this one
+            # resumed: a task that returned because of the shutdown did not die.
+            died = {t for t in died if t.cancelled() or t.exception() is not None}
         for task in died:
             _report_death(task)
         self._begin_stop()
