@@ -181,6 +181,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=50.0, help="added ms per request")
     parser.add_argument("--runs", type=int, default=5, help="cold and warm runs per latency")
     args = parser.parse_args()
+    if args.latency <= 0:
+        parser.error("--latency must be above 0 ms (the fixed cost at 0 ms is measured anyway)")
     header("bench_rebalance: one 4-order rebalance vs its round-trip bound")
     asyncio.run(bench(args.latency, args.runs))
 
