@@ -233,3 +233,30 @@ async def test_a_due_portfolio_another_daemon_holds_is_looked_at_again_soon(
     finally:
         shutdown.set()
         await loop
+
+
+async def test_a_running_loop_takes_over_another_daemons_run_once_its_lease_lapses(
+    store: Store,
+) -> None:
+    """The loop looks for orphans only while another daemon's run is open, and wakes for the
+    lease's end: a run opened elsewhere after the loop went to sleep is still taken over."""
+    p = await make_portfolio(store, account="x", rebalance_enabled=False)
+    sched = Scheduler(SchedulerSettings(), store, {}, Metrics(), owner="t")
+    shutdown = asyncio.Event()
+    loop = asyncio.create_task(sched.run(shutdown))
+    listener = asyncio.create_task(sched.listen(shutdown))  # as in the daemon
+    try:
+        async with asyncio.timeout(10):
+            while sched.next_wake is None:  # a first pass: nothing open anywhere
+                await asyncio.sleep(0.01)
+        async with store.transaction() as conn:  # a daemon on another host opens a run
+            run = await store.insert_run(conn, p, None, "api", False, "elsewhere:1:a", 1.0)
+        assert run is not None
+        await store.notify("runs")  # as its claim's commit would wake other daemons' loops
+        async with asyncio.timeout(15):  # its lease lapses in 1 s; then this loop finishes it
+            while (fresh := await store.get_run(run.id)) is None or fresh.finished_at is None:
+                await asyncio.sleep(0.05)
+        assert fresh.owner == "t"
+    finally:
+        shutdown.set()
+        await asyncio.gather(loop, listener)
