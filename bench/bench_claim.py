@@ -85,17 +85,8 @@ SELECT id, name, user_id, target_weights, rebalance_enabled, rebalance_interval,
 CREATE INDEX "Portfolio_rebalanceEnabled_idx" ON "Portfolio" ("rebalanceEnabled");
 CREATE INDEX "Portfolio_nextRebalanceAt_idx" ON "Portfolio" ("nextRebalanceAt");
 """
-# The claim before 2026-12-04 (BEGIN; this; per row BEFORE_INSERT_RUN, BEFORE_SET_NEXT; COMMIT).
-BEFORE_LOCK_DUE = """
-SELECT p.* FROM portfolios p
- WHERE p.rebalance_enabled AND p.next_rebalance_at <= $1
-   AND NOT EXISTS (SELECT 1 FROM rebalance_runs r
-                    WHERE r.portfolio_id = p.id AND r.finished_at IS NULL)
-   AND p.account <> ALL($2::text[])
- ORDER BY p.next_rebalance_at
- LIMIT {limit}
- FOR UPDATE OF p SKIP LOCKED
-"""
+# The claim before 2026-12-04: BEGIN; the lock (claim_due's first part, before_lock_due); per
+# row BEFORE_INSERT_RUN, BEFORE_SET_NEXT; COMMIT.
 BEFORE_INSERT_RUN = """
 INSERT INTO rebalance_runs (portfolio_id, account, slot, triggered_by, dry_run, owner,
                             lease_expires_at)
@@ -195,6 +186,12 @@ def undo_claim(db: Database) -> Undo:
     return undo
 
 
+def before_lock_due(limit: int) -> str:
+    """The lock the old claim ran on its own: claim_due's `due` part, as it was."""
+    sql = claim_due_sql(limit)
+    return sql[sql.index("WITH due AS (") + len("WITH due AS (") : sql.index("), run AS (")]
+
+
 def before_claim(db: Database, limit: int) -> Callable[[], Awaitable[list[int]]]:
     """The loop's claim before 2026-12-04: BEGIN, the lock, then per row an insert of its run
     and an update of its slot, COMMIT (2 + 2 x rows statements)."""
@@ -203,7 +200,7 @@ def before_claim(db: Database, limit: int) -> Callable[[], Awaitable[list[int]]]
         run_ids = []
         async with db.pool.acquire() as conn, conn.transaction():
             now = datetime.now(UTC)
-            for p in await conn.fetch(BEFORE_LOCK_DUE.format(limit=limit), now, []):
+            for p in await conn.fetch(before_lock_due(limit), now, []):
                 slot = p["next_rebalance_at"]
                 run = await conn.fetchrow(
                     BEFORE_INSERT_RUN, p["id"], p["account"], slot, "scheduler", False, "bench",
