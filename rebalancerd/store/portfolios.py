@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from rebalancerd.store.database import QUERIES, Database
+from rebalancerd.store.database import QUERIES, Database, columns
 from rebalancerd.store.rows import Portfolio, Run, from_record
 from rebalancerd.store.safety import SafetyFields
 
@@ -139,10 +139,7 @@ class PortfolioQueries(Database):
     async def advance_slots(self, moves: Sequence[tuple[str, datetime, datetime]]) -> None:
         """(portfolio id, slot claimed, next slot) for each claimed portfolio, in one statement."""
         if moves:
-            ids, claimed, following = zip(*moves, strict=True)
-            await self.pool.execute(
-                QUERIES["advance_slots"], list(ids), list(claimed), list(following)
-            )
+            await self.pool.execute(QUERIES["advance_slots"], *columns(moves, 3))
 
     async def lock_portfolio(self, conn: asyncpg.Connection, portfolio_id: str) -> Portfolio | None:
         row = await conn.fetchrow(QUERIES["lock_portfolio"], portfolio_id)
