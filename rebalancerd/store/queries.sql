@@ -490,9 +490,6 @@ RETURNING *;
 -- name: get_run
 SELECT * FROM rebalance_runs WHERE id = $1;
 
--- name: lock_run
-SELECT * FROM rebalance_runs WHERE id = $1 FOR UPDATE;
-
 -- name: resume_approved_run
 UPDATE rebalance_runs
    SET status = 'running', owner = $2, lease_expires_at = now() + make_interval(secs => $3)
