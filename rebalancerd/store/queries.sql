@@ -415,11 +415,6 @@ SELECT d.event_id, d.hook, d.status, d.attempts, d.next_attempt_at, d.last_statu
 
 -- ===== dashboard: snapshots and the overview's aggregates =====
 
--- name: insert_snapshot
-INSERT INTO portfolio_snapshots (portfolio_id, kind, value, weights, holdings, run_id, taken_at)
-VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()))
-RETURNING *;
-
 -- name: insert_snapshots
 -- Several snapshots in one statement; weights and holdings come as JSON text.
 INSERT INTO portfolio_snapshots (portfolio_id, kind, value, weights, holdings, run_id, taken_at)

@@ -47,26 +47,6 @@ def _json(mapping: Mapping[str, Any]) -> str:
 class SnapshotQueries(Database):
     """The portfolio_snapshots table, and the counts the dashboard's overview shows."""
 
-    async def insert_snapshot(
-        self,
-        portfolio_id: str,
-        kind: str,
-        fields: SnapshotFields,
-        run_id: int | None = None,
-        taken_at: datetime | None = None,  # None: now
-    ) -> Snapshot:
-        row = await self.pool.fetchrow(
-            QUERIES["insert_snapshot"],
-            portfolio_id,
-            kind,
-            fields.value,
-            _text(fields.weights),
-            _text(fields.holdings),
-            run_id,
-            taken_at,
-        )
-        return from_record(Snapshot, row)
-
     async def insert_snapshots(
         self, rows: Sequence[tuple[str, str, SnapshotFields, int | None, datetime | None]]
     ) -> None:

@@ -68,7 +68,7 @@ async def test_snapshots_filter_by_time_and_keep_the_newest(api: Api) -> None:
     pid = (await api.create())["id"]
     fields = SnapshotFields(Decimal(100), {"BTC": Decimal(100)}, {})
     for _ in range(5):
-        await api.store.insert_snapshot(pid, "tick", fields)
+        await api.store.insert_snapshots([(pid, "tick", fields, None, None)])
     _, body = await api.call("GET", f"/api/portfolios/{pid}/snapshots?limit=2")
     all_ = (await api.call("GET", f"/api/portfolios/{pid}/snapshots"))[1]["snapshots"]
     assert body["count"] == 2 and body["snapshots"] == all_[-2:]  # newest two, oldest first
@@ -82,12 +82,9 @@ async def test_snapshots_filter_by_time_and_keep_the_newest(api: Api) -> None:
 async def test_old_snapshots_are_pruned(api: Api, store: Store) -> None:
     pid = (await api.create())["id"]
     fields = SnapshotFields(Decimal(1), {"BTC": Decimal(100)}, {})
-    old = await store.insert_snapshot(pid, "tick", fields)
-    await store.pool.execute(
-        "UPDATE portfolio_snapshots SET taken_at = now() - interval '10 days' WHERE id = $1",
-        old.id,
-    )
-    await store.insert_snapshot(pid, "tick", fields)
+    ten_days_ago = datetime.now(UTC) - timedelta(days=10)
+    await store.insert_snapshots([(pid, "tick", fields, None, ten_days_ago)])
+    await store.insert_snapshots([(pid, "tick", fields, None, None)])
     assert await store.prune_snapshots(7) == 1
     assert len(await store.list_snapshots(pid, None, None, 10)) == 1
 
