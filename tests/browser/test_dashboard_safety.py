@@ -55,6 +55,10 @@ class Demo:
         assert status == 202, body
         return int(body["run"]["id"])
 
+    def manual_runs(self) -> list[dict[str, Any]]:
+        """The manual portfolio's runs, newest first."""
+        return self.call("GET", f"/api/runs?portfolioId={self.manual}")[1]["runs"]  # type: ignore[no-any-return]
+
     def history(self, pid: str) -> list[dict[str, Any]]:
         return self.call("GET", f"/api/history?portfolioId={pid}")[1]["history"]  # type: ignore[no-any-return]
 
@@ -95,6 +99,17 @@ def card(page: Page, pid: str) -> Any:
     return page.locator(f'li.card[data-portfolio="{pid}"]')
 
 
+def awaiting(
+    browser: Browser, demo: Demo, request: pytest.FixtureRequest
+) -> tuple[int, Watched, Any]:
+    """A run of the manual portfolio parked for approval, and a signed-in page: the run's id,
+    the page, and the portfolio's card on it."""
+    run = demo.park()
+    watched = open_page(browser, demo, request)
+    sign_in(watched)
+    return run, watched, card(watched.page, demo.manual)
+
+
 def test_halt_from_the_page_shows_the_banner_and_resume_clears_it(
     browser: Browser, demo: Demo, request: pytest.FixtureRequest
 ) -> None:
@@ -125,11 +140,8 @@ def test_approving_a_waiting_plan_from_its_card_runs_it(
     browser: Browser, demo: Demo, request: pytest.FixtureRequest
 ) -> None:
     before = len(demo.history(demo.manual))
-    run = demo.park()
-    watched = open_page(browser, demo, request)
-    sign_in(watched)
+    run, watched, waiting = awaiting(browser, demo, request)
     page = watched.page
-    waiting = card(page, demo.manual)
     expect(page.locator("li.card").first).to_have_attribute("data-portfolio", demo.manual)
     expect(waiting).to_contain_text("Awaiting approval")
     expect(waiting.locator("table.plan tbody tr").first).to_be_visible()
@@ -139,7 +151,7 @@ def test_approving_a_waiting_plan_from_its_card_runs_it(
     expect(waiting).to_contain_text("✓ ok")
     history = demo.history(demo.manual)
     assert len(history) == before + 1 and not history[0]["dryRun"]
-    assert demo.call("GET", f"/api/runs?portfolioId={demo.manual}")[1]["runs"][0]["id"] == run
+    assert demo.manual_runs()[0]["id"] == run
     page.goto(f"{demo.proc.url}/#/p/{demo.manual}/run/{history[0]['id']}")
     details = page.locator(f"#run-{history[0]['id']}")
     expect(details.locator("td.exec").first).to_contain_text("market")  # execution figures
@@ -151,10 +163,7 @@ def test_approving_a_waiting_plan_from_its_card_runs_it(
 def test_a_stale_approval_shows_the_new_plan_to_approve_again(
     browser: Browser, demo: Demo, request: pytest.FixtureRequest
 ) -> None:
-    run = demo.park()
-    watched = open_page(browser, demo, request)
-    sign_in(watched)
-    waiting = card(watched.page, demo.manual)
+    run, watched, waiting = awaiting(browser, demo, request)
     expect(waiting.locator("table.plan")).to_be_visible()
     weights = {"id": demo.manual, "targetWeights": {"BTC": 25, "ETH": 25, "SOL": 25, "ADA": 25}}
     assert demo.call("PUT", "/api/portfolios/manage", weights)[0] == 200  # the plan moves
@@ -162,7 +171,7 @@ def test_a_stale_approval_shows_the_new_plan_to_approve_again(
     expect(waiting.locator(".approval")).to_contain_text("approve run")
     again = waiting.get_by_role("button", name="Approve the new plan")
     expect(again).to_be_visible()
-    assert demo.call("GET", f"/api/runs?portfolioId={demo.manual}")[1]["runs"][0]["id"] == run
+    assert demo.manual_runs()[0]["id"] == run
     # The card drops the plan as soon as the run leaves awaiting_approval (it is then running):
     # the run's state is read once the page's approval has been answered.
     approving = f"/api/runs/{run}/approve"
@@ -170,22 +179,19 @@ def test_a_stale_approval_shows_the_new_plan_to_approve_again(
         again.click()
     assert answered.value.status == 200
     expect(waiting.locator(".approval")).to_have_count(0)
-    runs = demo.call("GET", f"/api/runs?portfolioId={demo.manual}")[1]["runs"]
+    runs = demo.manual_runs()
     assert (runs[0]["id"], runs[0]["status"]) == (run, "succeeded")
 
 
 def test_rejecting_a_waiting_plan_places_nothing(
     browser: Browser, demo: Demo, request: pytest.FixtureRequest
 ) -> None:
-    run = demo.park()
-    watched = open_page(browser, demo, request)
-    sign_in(watched)
-    waiting = card(watched.page, demo.manual)
+    run, _, waiting = awaiting(browser, demo, request)
     waiting.get_by_role("button", name="Reject").click()
     expect(waiting.locator(".approval")).to_have_count(0)
     expect(waiting).to_contain_text("plan rejected")
     expect(waiting).not_to_have_class(re.compile(r"\battention-0\b"))  # a choice, not a failure
-    runs = demo.call("GET", f"/api/runs?portfolioId={demo.manual}")[1]["runs"]
+    runs = demo.manual_runs()
     assert (runs[0]["id"], runs[0]["status"]) == (run, "rejected")
 
 
